@@ -1,0 +1,7 @@
+import type { ServiceFactory } from './service.js';
+
+/**
+ * Every API the local cloud serves, in start order. A service that others use in process
+ * (Storage for Build, Run for Build's images) comes before them.
+ */
+export const serviceFactories: ServiceFactory[] = [];
