@@ -1,0 +1,73 @@
+/**
+ * A sliding window of per-second buckets for a job's throughput and latency. Each bucket keeps at
+ * most `SAMPLES_PER_BUCKET` latency samples (every n-th one past that), so memory stays flat at
+ * any rate.
+ */
+
+const SAMPLES_PER_BUCKET = 2000;
+
+interface Bucket {
+  second: number;
+  count: number;
+  seen: number;
+  samples: number[];
+}
+
+export class RateWindow {
+  private buckets: Bucket[] = [];
+
+  constructor(private readonly spanMs: number) {}
+
+  add(nowMs: number, count: number, latenciesMs: number[]): void {
+    const bucket = this.bucketAt(Math.floor(nowMs / 1000));
+    bucket.count += count;
+    for (const latency of latenciesMs) {
+      bucket.seen++;
+      if (bucket.samples.length < SAMPLES_PER_BUCKET) bucket.samples.push(latency);
+      else {
+        // Reservoir sampling keeps the kept samples representative of the whole second.
+        const slot = Math.floor(Math.random() * bucket.seen);
+        if (slot < SAMPLES_PER_BUCKET) bucket.samples[slot] = latency;
+      }
+    }
+  }
+
+  /** Count per second over the window, ignoring the second in progress. */
+  ratePerSecond(nowMs: number): number {
+    const current = Math.floor(nowMs / 1000);
+    const seconds = Math.max(1, Math.round(this.spanMs / 1000) - 1);
+    const total = this.recent(nowMs)
+      .filter((b) => b.second < current)
+      .reduce((sum, b) => sum + b.count, 0);
+    return Math.round(total / seconds);
+  }
+
+  latency(nowMs: number): { p50: number; p99: number } {
+    const samples = this.recent(nowMs)
+      .flatMap((b) => b.samples)
+      .sort((a, b) => a - b);
+    return { p50: percentile(samples, 0.5), p99: percentile(samples, 0.99) };
+  }
+
+  private recent(nowMs: number): Bucket[] {
+    const oldest = Math.floor((nowMs - this.spanMs) / 1000);
+    this.buckets = this.buckets.filter((b) => b.second > oldest);
+    return this.buckets;
+  }
+
+  private bucketAt(second: number): Bucket {
+    const last = this.buckets[this.buckets.length - 1];
+    if (last?.second === second) return last;
+    const bucket: Bucket = { second, count: 0, seen: 0, samples: [] };
+    this.buckets.push(bucket);
+    if (this.buckets.length > 120) this.buckets.shift();
+    return bucket;
+  }
+}
+
+/** The value at quantile `q` of sorted samples (nearest rank), 0 when there are none. */
+export function percentile(sorted: number[], q: number): number {
+  if (sorted.length === 0) return 0;
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[rank] ?? 0;
+}
