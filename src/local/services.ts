@@ -1,4 +1,5 @@
 import { operationsFactory } from './operations.js';
+import { pubsubService } from './pubsub/service.js';
 import type { ServiceFactory } from './service.js';
 
 /**
@@ -8,4 +9,6 @@ import type { ServiceFactory } from './service.js';
 export const serviceFactories: ServiceFactory[] = [
   // First: Run, Build, Artifact Registry and Video Intelligence keep their operations here.
   operationsFactory,
+  // Reports the emulator's topics, subscriptions and memory; it serves no routes.
+  pubsubService,
 ];
