@@ -97,6 +97,8 @@ export interface LocalRequest {
   body: Buffer;
   /** The body parsed as JSON; an empty body is `{}`; malformed JSON is INVALID_ARGUMENT. */
   json<T = Record<string, unknown>>(): T;
+  /** The unread body, set only on routes with `stream: true` (then `body` is empty). */
+  stream?: Readable;
 }
 
 export interface Reply {
@@ -115,6 +117,11 @@ export interface Route {
   handler: (request: LocalRequest) => Promise<Reply>;
   /** Largest body accepted, in bytes; 10 MiB unless set. */
   maxBodyBytes?: number;
+  /**
+   * Leave the body unread and hand it to the handler as `request.stream`, for uploads too large
+   * to hold in memory; `maxBodyBytes` does not apply.
+   */
+  stream?: boolean;
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;

@@ -69,7 +69,9 @@ export class LocalHttpServer {
       const path = decodeURIComponent(url.pathname);
       const method = (req.method ?? 'GET').toUpperCase();
       const { route, params } = this.match(method, path);
-      const body = await readBody(req, route.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES);
+      const body = route.stream
+        ? Buffer.alloc(0)
+        : await readBody(req, route.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES);
       const request: LocalRequest = {
         method,
         path,
@@ -78,6 +80,7 @@ export class LocalHttpServer {
         headers: req.headers,
         body,
         json: <T>() => parseJson<T>(body),
+        ...(route.stream ? { stream: req } : {}),
       };
       await send(res, await route.handler(request));
     } catch (error) {

@@ -1,12 +1,15 @@
 import { operationsFactory } from './operations.js';
 import { pubsubService } from './pubsub/service.js';
 import type { ServiceFactory } from './service.js';
+import { storageServiceFactory } from './storage/service.js';
 
 /**
  * Every API the local cloud serves, in start order. A service that others use in process
  * (Storage for Build, Run for Build's images) comes before them.
  */
 export const serviceFactories: ServiceFactory[] = [
+  // Before Build and Video Intelligence, which read source archives and videos from it.
+  storageServiceFactory,
   // First: Run, Build, Artifact Registry and Video Intelligence keep their operations here.
   operationsFactory,
   // Reports the emulator's topics, subscriptions and memory; it serves no routes.
