@@ -1,3 +1,4 @@
+import { dataflowService } from './dataflow/service.js';
 import { operationsFactory } from './operations.js';
 import { pubsubService } from './pubsub/service.js';
 import type { ServiceFactory } from './service.js';
@@ -14,4 +15,6 @@ export const serviceFactories: ServiceFactory[] = [
   operationsFactory,
   // Reports the emulator's topics, subscriptions and memory; it serves no routes.
   pubsubService,
+  // After Storage and BigQuery, which its jobs use over HTTP; it restarts running jobs.
+  dataflowService,
 ];
