@@ -1,25 +1,25 @@
-import { ArtifactRegistryClient } from '@google-cloud/artifact-registry';
-import { BigQuery } from '@google-cloud/bigquery';
-import { CloudBuildClient } from '@google-cloud/cloudbuild';
-import {
+import { createRequire } from 'node:module';
+
+import type { ArtifactRegistryClient } from '@google-cloud/artifact-registry';
+import type { BigQuery } from '@google-cloud/bigquery';
+import type { CloudBuildClient } from '@google-cloud/cloudbuild';
+import type {
   FlexTemplatesServiceClient,
   JobsV1Beta3Client,
   TemplatesServiceClient,
 } from '@google-cloud/dataflow';
-import { PubSub, v1 as pubsubV1 } from '@google-cloud/pubsub';
-import { ServicesClient } from '@google-cloud/run';
-import { ServiceUsageClient } from '@google-cloud/service-usage';
-import { Storage } from '@google-cloud/storage';
-import { VideoIntelligenceServiceClient } from '@google-cloud/video-intelligence';
-import { PassThroughClient } from 'google-auth-library';
+import type { PubSub, v1 as pubsubV1 } from '@google-cloud/pubsub';
+import type { ServicesClient } from '@google-cloud/run';
+import type { ServiceUsageClient } from '@google-cloud/service-usage';
+import type { Storage } from '@google-cloud/storage';
+import type { VideoIntelligenceServiceClient } from '@google-cloud/video-intelligence';
 import type { ClientOptions } from 'google-gax';
-import { grpc } from 'google-gax';
 
 import type { Target } from './target.js';
 
 /**
- * The official clients for one target. Each is built on first use, so a step that only needs
- * BigQuery never loads the Pub/Sub gRPC stack.
+ * The official clients for one target. Each is built on first use, and its library is loaded
+ * then too, so `cymbal-lab status` never pays for the gRPC stack.
  */
 export interface Clients {
   readonly target: Target;
@@ -40,78 +40,95 @@ export interface Clients {
   close(): Promise<void>;
 }
 
+const load = createRequire(import.meta.url);
+const lib = {
+  pubsub: () => load('@google-cloud/pubsub') as typeof import('@google-cloud/pubsub'),
+  bigquery: () => load('@google-cloud/bigquery') as typeof import('@google-cloud/bigquery'),
+  storage: () => load('@google-cloud/storage') as typeof import('@google-cloud/storage'),
+  run: () => load('@google-cloud/run') as typeof import('@google-cloud/run'),
+  build: () => load('@google-cloud/cloudbuild') as typeof import('@google-cloud/cloudbuild'),
+  registry: () =>
+    load('@google-cloud/artifact-registry') as typeof import('@google-cloud/artifact-registry'),
+  dataflow: () => load('@google-cloud/dataflow') as typeof import('@google-cloud/dataflow'),
+  video: () =>
+    load('@google-cloud/video-intelligence') as typeof import('@google-cloud/video-intelligence'),
+  usage: () => load('@google-cloud/service-usage') as typeof import('@google-cloud/service-usage'),
+  gax: () => load('google-gax') as typeof import('google-gax'),
+  auth: () => load('google-auth-library') as typeof import('google-auth-library'),
+};
+
 export function createClients(target: Target): Clients {
   const built = new Map<string, unknown>();
   const once = <T>(key: string, make: () => T): T => {
     if (!built.has(key)) built.set(key, make());
     return built.get(key) as T;
   };
-  const gax = gaxOptions(target);
+  const { projectId } = target;
   const local = target.local;
+  const gax = () => gaxOptions(target);
 
   return {
     target,
     get pubsub() {
-      return once('pubsub', () =>
-        local
-          ? new PubSub({
-              projectId: target.projectId,
-              emulatorMode: true,
-              apiEndpoint: local.pubsub,
-            })
-          : new PubSub({ projectId: target.projectId }),
-      );
+      return once('pubsub', () => {
+        const { PubSub } = lib.pubsub();
+        if (!local) return new PubSub({ projectId });
+        return new PubSub({ projectId, emulatorMode: true, apiEndpoint: local.pubsub });
+      });
     },
     get subscriber() {
       return once('subscriber', () => {
-        if (!local) return new pubsubV1.SubscriberClient({ projectId: target.projectId });
+        const { v1 } = lib.pubsub();
+        if (!local) return new v1.SubscriberClient({ projectId });
         const { hostname, port } = new URL(`http://${local.pubsub}`);
         // The generated client ignores PUBSUB_EMULATOR_HOST: point it at the emulator by hand.
-        return new pubsubV1.SubscriberClient({
-          projectId: target.projectId,
+        return new v1.SubscriberClient({
+          projectId,
           servicePath: hostname,
           port: Number(port),
-          sslCreds: grpc.credentials.createInsecure(),
+          sslCreds: lib.gax().grpc.credentials.createInsecure(),
         });
       });
     },
     get bigquery() {
-      return once('bigquery', () =>
-        local
-          ? new BigQuery({ projectId: target.projectId, apiEndpoint: local.api })
-          : new BigQuery({ projectId: target.projectId }),
-      );
+      return once('bigquery', () => {
+        const { BigQuery } = lib.bigquery();
+        return local
+          ? new BigQuery({ projectId, apiEndpoint: local.api })
+          : new BigQuery({ projectId });
+      });
     },
     get storage() {
-      return once('storage', () =>
-        local
-          ? new Storage({ projectId: target.projectId, apiEndpoint: local.api })
-          : new Storage({ projectId: target.projectId }),
-      );
+      return once('storage', () => {
+        const { Storage } = lib.storage();
+        return local
+          ? new Storage({ projectId, apiEndpoint: local.api })
+          : new Storage({ projectId });
+      });
     },
     get run() {
-      return once('run', () => new ServicesClient(gax));
+      return once('run', () => new (lib.run().ServicesClient)(gax()));
     },
     get build() {
-      return once('build', () => new CloudBuildClient(gax));
+      return once('build', () => new (lib.build().CloudBuildClient)(gax()));
     },
     get artifactRegistry() {
-      return once('artifactRegistry', () => new ArtifactRegistryClient(gax));
+      return once('artifactRegistry', () => new (lib.registry().ArtifactRegistryClient)(gax()));
     },
     get templates() {
-      return once('templates', () => new TemplatesServiceClient(gax));
+      return once('templates', () => new (lib.dataflow().TemplatesServiceClient)(gax()));
     },
     get flexTemplates() {
-      return once('flexTemplates', () => new FlexTemplatesServiceClient(gax));
+      return once('flexTemplates', () => new (lib.dataflow().FlexTemplatesServiceClient)(gax()));
     },
     get jobs() {
-      return once('jobs', () => new JobsV1Beta3Client(gax));
+      return once('jobs', () => new (lib.dataflow().JobsV1Beta3Client)(gax()));
     },
     get video() {
-      return once('video', () => new VideoIntelligenceServiceClient(gax));
+      return once('video', () => new (lib.video().VideoIntelligenceServiceClient)(gax()));
     },
     get serviceUsage() {
-      return once('serviceUsage', () => new ServiceUsageClient(gax));
+      return once('serviceUsage', () => new (lib.usage().ServiceUsageClient)(gax()));
     },
     async close() {
       const closers = [...built.values()].map(async (client) => {
@@ -139,6 +156,6 @@ function gaxOptions(target: Target): ClientOptions {
     fallback: true,
     // google-gax carries its own copy of google-auth-library; the pass-through client only
     // has to answer `getRequestHeaders` with no token, which any copy's class does.
-    authClient: new PassThroughClient() as never,
+    authClient: new (lib.auth().PassThroughClient)() as never,
   };
 }
