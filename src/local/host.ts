@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 
 import type { Logger } from '../log.js';
+import type { Route } from './http.js';
 import { LocalHttpServer } from './server.js';
 import type { LocalCloud, LocalService, ServiceFactory, ServiceStatus } from './service.js';
 
@@ -13,6 +14,8 @@ export interface HostOptions {
   projectId: string;
   log: Logger;
   factories: ServiceFactory[];
+  /** Routes mounted before the services' own, such as the daemon's `/_cymbal/` routes. */
+  routes?: Route[];
 }
 
 export interface RunningHost {
@@ -30,6 +33,7 @@ export interface RunningHost {
 export async function openHost(options: HostOptions): Promise<RunningHost> {
   mkdirSync(options.dataDir, { recursive: true });
   const server = new LocalHttpServer(options.log.child('http'));
+  if (options.routes) server.add(options.routes);
   const port = await server.listen(options.port);
   const endpoint = `http://127.0.0.1:${port}`;
   const services = new Map<string, LocalService>();
@@ -67,7 +71,18 @@ export async function openHost(options: HostOptions): Promise<RunningHost> {
     port,
     cloud,
     async status() {
-      return Promise.all([...services.values()].map((s) => s.status()));
+      // One service that fails to report must not hide the others.
+      return Promise.all(
+        [...services.values()].map((s) =>
+          s.status().catch((error: unknown): ServiceStatus => ({
+            name: s.name,
+            endpoint,
+            state: 'failed',
+            detail: error instanceof Error ? error.message : String(error),
+            resources: [],
+          })),
+        ),
+      );
     },
     async close() {
       for (const service of [...services.values()].reverse()) await service.stop();
