@@ -73,9 +73,17 @@ export class UdfSandbox {
       microtaskMode: 'afterEvaluate',
     });
     new Script(RUNNER, { filename: 'udf-runner.js' }).runInContext(this.context);
-    new Script(source, { filename: options.filename }).runInContext(this.context, {
-      timeout: options.timeoutMs,
-    });
+    try {
+      new Script(source, { filename: options.filename }).runInContext(this.context, {
+        timeout: options.timeoutMs,
+      });
+    } catch (error) {
+      // Errors raised inside the context are of its own classes: describe, don't rethrow.
+      const e = error as { name?: unknown; message?: unknown };
+      throw new Error(
+        `${options.filename} does not run: ${String(e?.name ?? 'Error')}: ${String(e?.message ?? error)}`,
+      );
+    }
     const kind = new Script(
       `typeof globalThis[${JSON.stringify(options.functionName)}]`,
     ).runInContext(this.context) as string;
