@@ -75,6 +75,8 @@ export class Notifier {
   private backoffMs = 0;
   private wake: (() => void) | undefined;
   private published = 0;
+  private dropped = 0;
+  private sequence = 0;
 
   constructor(
     private readonly dir: string,
@@ -102,8 +104,8 @@ export class Notifier {
     }
   }
 
-  get stats(): { published: number; pending: number } {
-    return { published: this.published, pending: this.pending.length };
+  get stats(): { published: number; dropped: number; pending: number } {
+    return { published: this.published, dropped: this.dropped, pending: this.pending.length };
   }
 
   /** True when the topic exists in the emulator; throws when the emulator does not answer. */
@@ -178,12 +180,9 @@ export class Notifier {
     if (event.overwrittenByGeneration !== undefined)
       attributes.overwrittenByGeneration = String(event.overwrittenByGeneration);
     const data = config.payloadFormat === 'JSON_API_V1' ? JSON.stringify(render(object)) : '';
-    return {
-      id: `${Date.now().toString().padStart(15, '0')}-${uniqueSuffix()}`,
-      topic: topicPath(config.topic),
-      data,
-      attributes,
-    };
+    // Ids sort in emission order, so messages left in the outbox are sent again in order.
+    const id = `${Date.now()}-${String(this.sequence++).padStart(9, '0')}-${uniqueSuffix()}`;
+    return { id, topic: topicPath(config.topic), data, attributes };
   }
 
   private topic(path: string): Topic {
@@ -222,7 +221,7 @@ export class Notifier {
             'dropping a notification for %s: the topic no longer exists',
             message.topic,
           );
-          this.settle(message);
+          this.settle(message, false);
         } else retry.push(message);
       });
       if (retry.length > 0) {
@@ -254,8 +253,9 @@ export class Notifier {
     });
   }
 
-  private settle(message: OutboxMessage): void {
-    this.published += 1;
+  private settle(message: OutboxMessage, published = true): void {
+    if (published) this.published += 1;
+    else this.dropped += 1;
     void rm(join(this.dir, `${message.id}.json`), { force: true });
     this.waiters.get(message.id)?.();
     this.waiters.delete(message.id);

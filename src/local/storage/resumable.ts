@@ -57,6 +57,7 @@ export type ChunkOutcome =
   | { done: true; file: string; checksums: Checksums; settings: SessionSettings };
 
 const WEEK_MS = 7 * 24 * 3600 * 1000;
+const MAX_FINISHED = 1_000;
 
 export function parseContentRange(header: string | undefined): ChunkRange {
   if (!header) return { start: 0, total: undefined, open: true };
@@ -72,6 +73,8 @@ export function parseContentRange(header: string | undefined): ChunkRange {
 
 export class ResumableUploads {
   private readonly sessions = new Map<string, Session>();
+  /** Objects of recently finished sessions, for a client that asks again after the last PUT. */
+  private readonly finished = new Map<string, unknown>();
 
   constructor(
     private readonly dir: string,
@@ -177,6 +180,8 @@ export class ResumableUploads {
         ? session.checksums.digest()
         : await checksumsOfFile(this.partPath(id));
       verifyClientHashes(checksums, clientHashes);
+      // No later PUT may append to a file that is about to become the object.
+      this.sessions.delete(id);
       return {
         done: true,
         file: this.partPath(id),
@@ -186,9 +191,20 @@ export class ResumableUploads {
     });
   }
 
-  /** Forgets a session once its object is committed (or refused). */
-  async finish(id: string): Promise<void> {
+  /** Forgets a session once its object is committed (with its resource) or refused. */
+  async finish(id: string, resource?: unknown): Promise<void> {
     await this.forget(id);
+    if (resource === undefined) return;
+    this.finished.set(id, resource);
+    if (this.finished.size > MAX_FINISHED) {
+      const oldest = this.finished.keys().next().value;
+      if (oldest !== undefined) this.finished.delete(oldest);
+    }
+  }
+
+  /** The object a finished session created, if it finished recently in this process. */
+  finishedObject(id: string): unknown {
+    return this.finished.get(id);
   }
 
   private session(id: string): Session {

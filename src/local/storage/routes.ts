@@ -373,6 +373,11 @@ async function receiveUpload(
 
 async function putChunk(storage: StorageService, r: LocalRequest): Promise<Reply> {
   const id = uploadId(r);
+  const finished = storage.uploads.finishedObject(id);
+  if (finished !== undefined) {
+    r.stream?.resume();
+    return { status: 200, json: finished, headers: JSON_HEADERS };
+  }
   const range = parseContentRange(header(r, 'content-range'));
   const outcome = await storage.uploads.put(
     id,
@@ -386,19 +391,19 @@ async function putChunk(storage: StorageService, r: LocalRequest): Promise<Reply
     return { status: 308, headers, body: '' };
   }
   const { settings } = outcome;
+  let resource: ObjectResource | undefined;
   try {
-    return okObject(
-      await storage.commitFile(
-        settings.bucket,
-        settings.name,
-        outcome.file,
-        outcome.checksums,
-        settings.fields,
-        settings.preconditions,
-      ),
+    resource = await storage.commitFile(
+      settings.bucket,
+      settings.name,
+      outcome.file,
+      outcome.checksums,
+      settings.fields,
+      settings.preconditions,
     );
+    return okObject(resource);
   } finally {
-    await storage.uploads.finish(id);
+    await storage.uploads.finish(id, resource);
   }
 }
 
