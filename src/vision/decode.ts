@@ -32,6 +32,8 @@ export interface VideoInfo {
   /** Frames per second the stream declares; 0 when unknown. */
   fps: number;
   codec: string;
+  /** A single picture (PNG, JPEG...) rather than a moving video; it decodes to one frame. */
+  still: boolean;
 }
 
 export interface Frame {
@@ -130,6 +132,7 @@ export async function probeVideo(file: string): Promise<VideoInfo> {
     height: Number(size[2]),
     fps: fps ? Number(fps[1]) : 0,
     codec: details.split(/[ ,]/)[0] ?? 'unknown',
+    still: /Input #0, (image2|\w+_pipe),/.test(stderr),
   };
 }
 
@@ -155,7 +158,9 @@ export async function* decodeFrames(
     ffmpegPath(),
     [
       ...['-hide_banner', '-nostdin', '-v', 'error', '-i', file, '-an', '-sn'],
-      ...['-vf', `fps=${sampleFps},scale=${width}:${height}:flags=bilinear`],
+      // The fps filter drops a lone picture, which has no duration to sample.
+      ...(info.still ? ['-frames:v', '1'] : []),
+      ...['-vf', `${info.still ? '' : `fps=${sampleFps},`}scale=${width}:${height}:flags=bilinear`],
       ...['-pix_fmt', 'rgb24', '-f', 'rawvideo', 'pipe:1'],
     ],
     { stdio: ['ignore', 'pipe', 'pipe'], signal: options.signal },

@@ -24,6 +24,9 @@ export const DEFAULT_MOTION_NOISE: MotionNoise = {
   initialVelocity: 0.3,
 };
 
+/** How many times the size's measurement variance exceeds the centre's. */
+const SIZE_DOUBT = 4;
+
 class AxisFilter {
   position: number;
   velocity = 0;
@@ -104,7 +107,11 @@ export class BoxFilter {
     const [scaleX, scaleY] = this.scales();
     const varX = (this.noise.measurement * scaleX) ** 2;
     const varY = (this.noise.measurement * scaleY) ** 2;
-    this.axes.forEach((axis, i) => axis.update(measured[i] as number, i % 2 === 0 ? varX : varY));
+    // A box that shrinks suddenly is more often half hidden than smaller, so the size is
+    // trusted less than the centre and follows the measurements more slowly.
+    this.axes.forEach((axis, i) =>
+      axis.update(measured[i] as number, (i % 2 === 0 ? varX : varY) * (i < 2 ? 1 : SIZE_DOUBT)),
+    );
     return this.box();
   }
 

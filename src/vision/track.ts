@@ -1,5 +1,5 @@
 import type { Box, Detection } from './box.js';
-import { iou } from './box.js';
+import { area, iou } from './box.js';
 import { sameFamily } from './entities.js';
 import { assignMinCost } from './hungarian.js';
 import type { MotionNoise } from './kalman.js';
@@ -59,6 +59,8 @@ export interface Observation {
   box: Box;
   score: number;
   classId: number;
+  /** True for a frame the detector missed, filled in between two observations. */
+  interpolated?: boolean;
 }
 
 export interface TrackResult {
@@ -77,6 +79,8 @@ const RELABEL_COST = 0.3;
 /** Added per frame a track went unseen, so recently seen tracks win close calls. */
 const UNSEEN_COST = 0.03;
 const MAX_FIRST_PASS_COST = 1.6;
+/** Share of a detection inside a track's box that makes it part of that track's object. */
+const INSIDE_SHARE = 0.8;
 
 class Track {
   readonly id: number;
@@ -126,7 +130,7 @@ class Track {
       id: this.id,
       classId: this.classId,
       score: total / Math.max(1, this.observations.length),
-      observations: this.observations,
+      observations: fillGaps(this.observations),
     };
   }
 }
@@ -164,14 +168,16 @@ export class Tracker {
       track.observe(detection, frameIndex, timeSec);
 
     for (const detection of firstPass.unmatchedDetections) {
-      if (detection.score < o.newTrackScore) continue;
+      if (detection.score < o.newTrackScore || this.insideTrack(detection)) continue;
       const track = new Track(this.nextId++, new BoxFilter(detection.box, o.noise), detection.box);
       track.observe(detection, frameIndex, timeSec);
       this.tracks.push(track);
     }
 
+    const duplicates = this.youngDuplicates();
     const alive: Track[] = [];
     for (const track of this.tracks) {
+      if (duplicates.has(track)) continue;
       if (track.hits >= o.minHits) track.confirmed = true;
       // A tentative track that misses a frame was most likely a false detection.
       const lost = track.confirmed ? track.unseen > o.maxAge : track.unseen > 1;
@@ -187,6 +193,44 @@ export class Tracker {
     return [...this.finished, ...this.tracks.filter((t) => t.confirmed)]
       .sort((a, b) => a.id - b.id)
       .map((t) => t.result());
+  }
+
+  /**
+   * Young tracks seen this frame whose box lies inside an older track's box of the same family:
+   * a half-hidden object detected as two pieces gives birth to such a track, which would
+   * otherwise take over the object's identity once it reappears whole.
+   */
+  private youngDuplicates(): Set<Track> {
+    const duplicates = new Set<Track>();
+    const seen = this.tracks.filter((t) => t.unseen === 0);
+    for (const young of seen) {
+      if (young.hits >= 2 * this.options.minHits) continue;
+      const youngBox = young.observations.at(-1)?.box;
+      if (!youngBox) continue;
+      const older = seen.find(
+        (t) =>
+          t.id < young.id &&
+          t.confirmed &&
+          !duplicates.has(t) &&
+          sameFamily(t.classId, young.classId) &&
+          insideShare(youngBox, t.observations.at(-1)?.box ?? t.predicted) >= INSIDE_SHARE,
+      );
+      if (older) duplicates.add(young);
+    }
+    return duplicates;
+  }
+
+  /**
+   * A detection lying mostly inside a confirmed track's box of the same family is a piece of
+   * that object (the part on one side of whatever hides its middle), not a new object.
+   */
+  private insideTrack(detection: Detection): boolean {
+    return this.tracks.some(
+      (track) =>
+        track.confirmed &&
+        sameFamily(track.classId, detection.classId) &&
+        insideShare(detection.box, track.predicted) >= INSIDE_SHARE,
+    );
   }
 
   private firstPassCost(track: Track, detection: Detection): number {
@@ -230,6 +274,47 @@ export class Tracker {
     const unmatchedDetections = detections.filter((_, j) => !usedDetections.has(j));
     return { pairs, unmatchedTracks, unmatchedDetections };
   }
+}
+
+/**
+ * Frames the detector missed while the track coasted are filled by linear interpolation between
+ * the observations either side, so a track reads as one continuous presence, as the API's do.
+ */
+function fillGaps(observations: Observation[]): Observation[] {
+  const filled: Observation[] = [];
+  observations.forEach((o, i) => {
+    const previous = observations[i - 1];
+    if (previous) {
+      const gap = o.frameIndex - previous.frameIndex;
+      for (let k = 1; k < gap; k++) {
+        const f = k / gap;
+        const mix = (a: number, b: number): number => a + (b - a) * f;
+        filled.push({
+          frameIndex: previous.frameIndex + k,
+          timeSec: mix(previous.timeSec, o.timeSec),
+          box: {
+            left: mix(previous.box.left, o.box.left),
+            top: mix(previous.box.top, o.box.top),
+            right: mix(previous.box.right, o.box.right),
+            bottom: mix(previous.box.bottom, o.box.bottom),
+          },
+          score: Math.min(previous.score, o.score),
+          classId: previous.classId,
+          interpolated: true,
+        });
+      }
+    }
+    filled.push(o);
+  });
+  return filled;
+}
+
+/** The share of box `a`'s area that lies inside box `b`. */
+function insideShare(a: Box, b: Box): number {
+  const w = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+  const h = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+  const size = area(a);
+  return w > 0 && h > 0 && size > 0 ? (w * h) / size : 0;
 }
 
 /** Distance between two boxes' centres, in units of their mean diagonal. */
