@@ -88,7 +88,7 @@ async function runSteps(
   const out = terminalOutput(session.flags);
   const reporter = new ConsoleReporter(out);
   session.acquire(commandLine);
-  const engine = session.engine(reporter, stepOptions(flags), progressFactory(out));
+  const engine = session.engine(reporter, stepOptions(flags), progressFactory(out), (line) => out.line(line));
   let failedChecks = 0;
   let notRun: StepDefinition[] = [];
   try {

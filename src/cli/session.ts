@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 
 import type { Clients } from '../cloud/clients.js';
 import { createClients } from '../cloud/clients.js';
-import type { Target } from '../cloud/target.js';
+import type { LocalEndpoints, Target } from '../cloud/target.js';
 import type { LabConfig } from '../config.js';
 import { parseConfigValue, resolveConfig } from '../config.js';
 import { LabError } from '../errors.js';
@@ -46,6 +46,8 @@ export class Session {
   readonly config: LabConfig;
   readonly log: Logger;
   private lock: StateLock | undefined;
+  /** The running local cloud's endpoints, once `prepareTarget` has started or found it. */
+  private localEndpoints: LocalEndpoints | undefined;
   private clientsBuilt: Clients | undefined;
 
   constructor(flags: GlobalFlags, log?: Logger) {
@@ -76,7 +78,7 @@ export class Session {
       kind: 'local',
       projectId: config.project,
       region: config.region,
-      local: {
+      local: this.localEndpoints ?? {
         api: `http://127.0.0.1:${config.localPort}`,
         pubsub: `127.0.0.1:${config.pubsubPort}`,
       },
@@ -105,7 +107,7 @@ export class Session {
   async prepareTarget(): Promise<void> {
     if (this.config.target === 'local') {
       const { ensureLocalCloud } = await import('../local/lifecycle.js');
-      await ensureLocalCloud({
+      this.localEndpoints = await ensureLocalCloud({
         stateDir: this.stateDir,
         port: this.config.localPort,
         pubsubPort: this.config.pubsubPort,
@@ -118,7 +120,12 @@ export class Session {
     await checkCredentials(this.config.project);
   }
 
-  engine(reporter: EngineReporter, options: StepOptions, progress: ProgressFactory): Engine {
+  engine(
+    reporter: EngineReporter,
+    options: StepOptions,
+    progress: ProgressFactory,
+    print: (line: string) => void,
+  ): Engine {
     return new Engine({
       steps: LAB_STEPS,
       store: this.store,
@@ -137,6 +144,7 @@ export class Session {
         stateDir: this.stateDir,
         signal,
         progress,
+        print,
       }),
     });
   }

@@ -1,7 +1,9 @@
+import { bigqueryServiceFactory } from './bigquery/service.js';
 import { dataflowService } from './dataflow/service.js';
 import { operationsFactory } from './operations.js';
 import { pubsubService } from './pubsub/service.js';
 import type { ServiceFactory } from './service.js';
+import { serviceUsageFactory } from './serviceusage/service.js';
 import { storageServiceFactory } from './storage/service.js';
 
 /**
@@ -13,8 +15,12 @@ export const serviceFactories: ServiceFactory[] = [
   storageServiceFactory,
   // First: Run, Build, Artifact Registry and Video Intelligence keep their operations here.
   operationsFactory,
+  // Records which APIs a project turned on; needs the operations store.
+  serviceUsageFactory,
   // Reports the emulator's topics, subscriptions and memory; it serves no routes.
   pubsubService,
+  // The BigQuery v2 REST API over DuckDB; Dataflow's jobs write to it.
+  bigqueryServiceFactory,
   // After Storage and BigQuery, which its jobs use over HTTP; it restarts running jobs.
   dataflowService,
 ];

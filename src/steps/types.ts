@@ -61,6 +61,8 @@ export interface StepContext {
   /** Aborted on Ctrl-C or SIGTERM; long waits should honour it. */
   readonly signal: AbortSignal;
   progress(label: string, total: number): Progress;
+  /** Prints a line of results (query rows, consumed messages) for the learner. */
+  print(line: string): void;
 }
 
 export interface StepDefinition {
