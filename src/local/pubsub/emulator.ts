@@ -104,6 +104,8 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
       '-Xms16m',
       '-XX:+UseSerialGC',
       '-XX:+ExitOnOutOfMemoryError',
+      // A plain IPv4 socket on 127.0.0.1, rather than an IPv6 one mapped to it.
+      '-Djava.net.preferIPv4Stack=true',
       ...(archive ? [archive.flag] : []),
       ...command.programArgs,
       '--host=127.0.0.1',
