@@ -66,6 +66,9 @@ export function createClients(target: Target): Clients {
   const { projectId } = target;
   const local = target.local;
   const gax = () => gaxOptions(target);
+  // Without credentials the auth library probes for a GCE metadata server and warns when none
+  // answers; the local cloud needs no credentials, so the probe is switched off.
+  if (local) process.env.METADATA_SERVER_DETECTION ??= 'none';
 
   return {
     target,
