@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 
 import { parsePubSubToBigQueryParameters } from '../../pipelines/pubsub-to-bigquery/parameters.js';
+import { parseVideoAnalyticsParameters } from '../../pipelines/video-analytics/parameters.js';
 
 /**
  * The Google-provided templates the local Dataflow service can run. Each entry says which
@@ -56,6 +57,24 @@ function validatePubSubToBigQuery(parameters: Record<string, string>): TemplateI
   };
 }
 
+function validateVideoAnalytics(parameters: Record<string, string>): TemplateIo {
+  const options = parseVideoAnalyticsParameters(parameters);
+  return {
+    pubsub: [
+      { subscription: options.inputNotificationSubscription.name },
+      { topic: options.outputTopic.name },
+      { topic: options.errorTopic.name },
+    ],
+    bigquery: [
+      {
+        projectId: options.table.projectId,
+        dataset: options.table.datasetId,
+        table: options.table.tableId,
+      },
+    ],
+  };
+}
+
 export const TEMPLATES: TemplateDefinition[] = [
   {
     name: 'PubSub_Subscription_to_BigQuery',
@@ -72,6 +91,16 @@ export const TEMPLATES: TemplateDefinition[] = [
     example: 'gs://dataflow-templates-REGION/latest/flex/PubSub_to_BigQuery_Flex',
     program: pipelineProgram('pubsub-to-bigquery/main.js'),
     validate: validatePubSubToBigQuery,
+  },
+  {
+    // Google ships this one as source: learners build its spec file into their own bucket, so any
+    // `gs://BUCKET/.../video_analytics.json` names it (the lab uses PROJECT_dataflow_template_config).
+    name: 'video_analytics',
+    kind: 'flex',
+    path: /^gs:\/\/[a-z0-9][a-z0-9._-]*[a-z0-9]\/(?:[^\n\r]+\/)?video_analytics\.json$/,
+    example: 'gs://PROJECT_dataflow_template_config/video_analytics.json',
+    program: pipelineProgram('video-analytics/main.js'),
+    validate: validateVideoAnalytics,
   },
 ];
 

@@ -1,0 +1,391 @@
+import type { BigQuery, Table } from '@google-cloud/bigquery';
+import type { v1 } from '@google-cloud/pubsub';
+
+import { errorMessage, GrpcCode, isNotFound } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import type { PipelineMetrics } from '../../local/dataflow/protocol.js';
+import { RateWindow } from '../pubsub-to-bigquery/metrics.js';
+import { formatTableSpec } from '../pubsub-to-bigquery/parameters.js';
+import { PipelineFailure } from '../pubsub-to-bigquery/pipeline.js';
+import { insertErrorMessage } from '../pubsub-to-bigquery/rows.js';
+import { BigQuerySink } from '../pubsub-to-bigquery/sink.js';
+import type { ReceivedMessage } from '../pubsub-to-bigquery/source.js';
+import { PubSubSource } from '../pubsub-to-bigquery/source.js';
+import type { VideoObject } from './notifications.js';
+import { classifyNotification } from './notifications.js';
+import type { VideoAnalyticsOptions } from './parameters.js';
+import { ProgressLedger } from './progress.js';
+import type { ObjectAnnotationLike } from './rows.js';
+import {
+  ERROR_ATTRIBUTES,
+  OUTPUT_ATTRIBUTES,
+  annotationsToRows,
+  errorMessageFor,
+  isRelevant,
+  placeClip,
+} from './rows.js';
+
+/**
+ * The local job behind Google's video analytics flex template. It pulls bucket notifications,
+ * annotates each new video with the Video Intelligence API, inserts one row per (file, entity,
+ * window) into BigQuery, publishes the relevant rows to the output topic and API failures to the
+ * error topic, then acks the notification. Several videos are annotated at once, each on its
+ * own, so a long video does not hold up short ones; a notification is acked only after its rows
+ * are committed and its messages published.
+ */
+
+/** Object tracking for one video: the annotations, or a thrown error carrying a gRPC `code`. */
+export interface VideoAnnotator {
+  annotate(uri: string): Promise<ObjectAnnotationLike[]>;
+}
+
+export interface MessagePublisher {
+  publish(topic: string, data: Buffer, attributes: Record<string, string>): Promise<void>;
+  exists(topic: string): Promise<boolean>;
+}
+
+export interface VideoPipelineConfig {
+  options: VideoAnalyticsOptions;
+  subscriber: v1.SubscriberClient;
+  bigquery: BigQuery;
+  annotator: VideoAnnotator;
+  publisher: MessagePublisher;
+  log: Logger;
+  /** Remembers finished videos across restarts; in memory when not given. */
+  progress?: ProgressLedger;
+  /** Videos annotated at once; 4 unless set. */
+  maxVideosInFlight?: number;
+  baseline?: Partial<VideoCounts>;
+  now?: () => Date;
+}
+
+export interface VideoCounts {
+  /** Notifications read. */
+  read: number;
+  /** Notifications acked without annotating (other events, other files). */
+  ignored: number;
+  videos: number;
+  rowsWritten: number;
+  published: number;
+  /** Videos whose failure went to the error topic. */
+  errors: number;
+}
+
+const PUBLISH_BACKOFF_MAX_MS = 10_000;
+
+export class VideoAnalyticsPipeline {
+  private source: PubSubSource | undefined;
+  private sink: BigQuerySink | undefined;
+  private readonly queue: ReceivedMessage[] = [];
+  private readonly active = new Set<Promise<void>>();
+  /** Videos being processed, by progress key: a duplicate notification waits for the first. */
+  private readonly busy = new Map<string, Promise<void>>();
+  private state: PipelineMetrics['state'] = 'starting';
+  private failureReason: string | undefined;
+  private finish: { resolve: () => void; reject: (error: Error) => void } | undefined;
+  private readonly counts: VideoCounts;
+  private readonly window = new RateWindow(10_000);
+  private readonly progress: ProgressLedger;
+  private readonly maxInFlight: number;
+  private readonly now: () => Date;
+
+  /** Settles when the pipeline stops: resolves after a drain, rejects on a failure. */
+  readonly done: Promise<void>;
+
+  constructor(private readonly config: VideoPipelineConfig) {
+    this.maxInFlight = config.maxVideosInFlight ?? 4;
+    this.progress = config.progress ?? new ProgressLedger();
+    this.now = config.now ?? (() => new Date());
+    this.counts = {
+      read: 0,
+      ignored: 0,
+      videos: 0,
+      rowsWritten: 0,
+      published: 0,
+      errors: 0,
+      ...config.baseline,
+    };
+    this.done = new Promise<void>((resolve, reject) => {
+      this.finish = { resolve, reject };
+    });
+    this.done.catch(() => undefined);
+  }
+
+  get totals(): Readonly<VideoCounts> {
+    return this.counts;
+  }
+
+  /** Checks the subscription, the table and both topics, then starts pulling. */
+  async start(): Promise<void> {
+    const { options, log } = this.config;
+    await this.checkSubscription();
+    for (const topic of [options.outputTopic.name, options.errorTopic.name]) {
+      if (!(await this.config.publisher.exists(topic))) {
+        throw new PipelineFailure(
+          `The topic ${topic} does not exist. Create it (Part 2 step 4), then launch again.`,
+        );
+      }
+    }
+    const spec = formatTableSpec(options.table);
+    this.sink = new BigQuerySink(await this.existingTable(), spec, log);
+    this.source = new PubSubSource({
+      subscriber: this.config.subscriber,
+      subscription: options.inputNotificationSubscription.name,
+      log,
+      concurrentPulls: 1,
+      // Pull only what can start soon: held messages wait with their leases extended.
+      maxMessagesPerPull: this.maxInFlight,
+      maxOutstanding: this.maxInFlight,
+      onMessages: (messages) => this.accept(messages),
+      onFatal: (error) => this.fail(error),
+    });
+    this.source.start();
+    this.state = 'running';
+    log.info(
+      'reading %s, %d videos at a time, writing %s, publishing %s to %s (threshold %s)',
+      options.inputNotificationSubscription.name,
+      this.maxInFlight,
+      spec,
+      options.entities.join(','),
+      options.outputTopic.name,
+      String(options.confidenceThreshold),
+    );
+  }
+
+  /**
+   * Stops pulling and finishes the videos being annotated. Notifications read but not started
+   * are handed back to Pub/Sub at once, for the next run of the job.
+   */
+  async drain(): Promise<void> {
+    if (this.state === 'draining' || this.state === 'drained') return this.done;
+    if (this.state === 'failed') return this.done;
+    this.state = 'draining';
+    await this.source?.stopPulling();
+    await this.handBack(this.queue.splice(0));
+    while (this.active.size > 0) await Promise.all([...this.active]);
+    await this.source?.close();
+    if (this.state === 'draining') {
+      this.state = 'drained';
+      this.finish?.resolve();
+    }
+    return this.done;
+  }
+
+  metrics(now = Date.now()): PipelineMetrics {
+    const oldest = this.source?.oldestHeldPublishMs();
+    const latency = this.window.latency(now);
+    return {
+      updatedAt: new Date(now).toISOString(),
+      state: this.state,
+      elementsRead: this.counts.read,
+      elementsWritten: this.counts.rowsWritten,
+      deadLettered: this.counts.errors,
+      dropped: this.counts.ignored,
+      inFlight: this.source?.heldCount ?? 0,
+      writtenPerSecond: this.window.ratePerSecond(now),
+      systemLagMs: oldest === undefined ? 0 : Math.max(0, now - oldest),
+      latencyP50Ms: latency.p50,
+      latencyP99Ms: latency.p99,
+      ...(this.failureReason ? { failure: this.failureReason } : {}),
+    };
+  }
+
+  private accept(messages: ReceivedMessage[]): void {
+    this.counts.read += messages.length;
+    this.queue.push(...messages);
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.state === 'running' && this.active.size < this.maxInFlight) {
+      const message = this.queue.shift();
+      if (!message) return;
+      const work: Promise<void> = this.process(message)
+        .catch((error: unknown) => this.fail(error))
+        .finally(() => {
+          this.active.delete(work);
+          this.pump();
+        });
+      this.active.add(work);
+    }
+  }
+
+  private async process(message: ReceivedMessage): Promise<void> {
+    const decision = classifyNotification(message.attributes, message.data);
+    if (decision.kind === 'ignored') {
+      this.config.log.debug('skipping notification %s: %s', message.messageId, decision.reason);
+      this.counts.ignored++;
+      this.settle(message, 0);
+      return;
+    }
+    const key = ProgressLedger.keyOf(decision.video);
+    for (let earlier = this.busy.get(key); earlier; earlier = this.busy.get(key)) await earlier;
+    const work = this.processVideo(message, decision.video, key);
+    this.busy.set(key, work);
+    try {
+      await work;
+    } finally {
+      this.busy.delete(key);
+    }
+  }
+
+  private async processVideo(
+    message: ReceivedMessage,
+    video: VideoObject,
+    key: string,
+  ): Promise<void> {
+    const { options, log } = this.config;
+    const stage = this.progress.stageOf(key);
+    if (stage === 'done') {
+      log.info('%s (generation %s) was processed already; acking', video.uri, video.generation);
+      this.settle(message, 0);
+      return;
+    }
+    const started = Date.now();
+    let annotations: ObjectAnnotationLike[];
+    try {
+      annotations = await this.config.annotator.annotate(video.uri);
+    } catch (error) {
+      const body = errorMessageFor(placeClip(video).fileName, asError(error), this.now());
+      log.warn('annotating %s failed: %s', video.uri, body.error_message);
+      await this.publish(options.errorTopic.name, body, ERROR_ATTRIBUTES);
+      this.progress.mark(key, 'done');
+      this.counts.errors++;
+      this.settle(message, 0);
+      return;
+    }
+    const annotatedMs = Date.now() - started;
+    const rows = annotationsToRows(annotations, video, {
+      windowIntervalSec: options.windowIntervalSec,
+      processingTimestamp: this.now().toISOString(),
+    });
+    let written = 0;
+    if (stage !== 'written' && rows.length > 0 && this.sink) {
+      const rejected = await this.sink.write(
+        rows.map((r) => ({ insertId: r.insertId, json: r.row })),
+      );
+      for (const { errors } of rejected) {
+        log.error('BigQuery rejected a row of %s: %s', video.uri, insertErrorMessage(errors));
+      }
+      written = rows.length - rejected.length;
+    }
+    this.progress.mark(key, 'written');
+    const relevant = rows.filter((r) =>
+      isRelevant(r.row, options.entities, options.confidenceThreshold),
+    );
+    await Promise.all(
+      relevant.map((r) => this.publish(options.outputTopic.name, r.row, OUTPUT_ATTRIBUTES)),
+    );
+    this.progress.mark(key, 'done');
+    this.counts.videos++;
+    this.counts.rowsWritten += written;
+    this.counts.published += relevant.length;
+    this.settle(message, written);
+    log.info(
+      '%s: %d annotations, %d rows written, %d published (annotated in %d ms, total %d ms)',
+      video.uri,
+      annotations.length,
+      written,
+      relevant.length,
+      annotatedMs,
+      Date.now() - started,
+    );
+  }
+
+  /** Acks one notification and records how long it took from its publication. */
+  private settle(message: ReceivedMessage, rows: number): void {
+    const now = Date.now();
+    this.window.add(now, rows, [now - message.publishTimeMs]);
+    this.source?.ack([message]);
+  }
+
+  /** Publishes one JSON message, retrying failures that may pass; a missing topic is fatal. */
+  private async publish(
+    topic: string,
+    body: object,
+    attributes: Readonly<Record<string, string>>,
+  ): Promise<void> {
+    const data = Buffer.from(JSON.stringify(body));
+    for (let wait = 100; ; wait = Math.min(wait * 2, PUBLISH_BACKOFF_MAX_MS)) {
+      try {
+        await this.config.publisher.publish(topic, data, { ...attributes });
+        return;
+      } catch (error) {
+        const code = (error as { code?: unknown } | null)?.code;
+        if (code === GrpcCode.NOT_FOUND || code === GrpcCode.PERMISSION_DENIED) {
+          throw new PipelineFailure(
+            `Publishing to ${topic} failed: ${errorMessage(error)}. Check that the topic ` +
+              'exists (Part 2 step 4), then launch the job again.',
+            { cause: error },
+          );
+        }
+        this.config.log.warn('publishing to %s failed, retrying: %s', topic, errorMessage(error));
+        await sleep(wait);
+      }
+    }
+  }
+
+  /** Gives notifications back to Pub/Sub for redelivery (an ack deadline of 0). */
+  private async handBack(messages: ReceivedMessage[]): Promise<void> {
+    if (messages.length === 0) return;
+    try {
+      await this.config.subscriber.modifyAckDeadline({
+        subscription: this.config.options.inputNotificationSubscription.name,
+        ackIds: messages.map((m) => m.ackId),
+        ackDeadlineSeconds: 0,
+      });
+    } catch (error) {
+      // They come back anyway once their ack deadline passes.
+      this.config.log.debug('handing back %d notifications failed: %s', messages.length, error);
+    }
+  }
+
+  private async checkSubscription(): Promise<void> {
+    const name = this.config.options.inputNotificationSubscription.name;
+    try {
+      await this.config.subscriber.getSubscription({ subscription: name });
+    } catch (error) {
+      if (isNotFound(error)) {
+        throw new PipelineFailure(
+          `The notification subscription ${name} does not exist. Create it with the bucket's ` +
+            'notification (Part 2 step 2), then launch again.',
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+  }
+
+  private async existingTable(): Promise<Table> {
+    const ref = this.config.options.table;
+    const table = this.config.bigquery
+      .dataset(ref.datasetId, { projectId: ref.projectId })
+      .table(ref.tableId);
+    const [exists] = await table.exists();
+    if (!exists) {
+      throw new PipelineFailure(
+        `The table ${formatTableSpec(ref)} does not exist. The template never creates it: ` +
+          'create it with its schema (Part 2 step 3), then launch the job again.',
+      );
+    }
+    return table;
+  }
+
+  private fail(error: unknown): void {
+    if (this.state === 'failed') return;
+    const reason = errorMessage(error);
+    this.state = 'failed';
+    this.failureReason = reason;
+    void this.source?.stopPulling();
+    this.finish?.reject(error instanceof Error ? error : new Error(reason));
+  }
+}
+
+function asError(error: unknown): { code?: unknown; message?: unknown } {
+  if (typeof error === 'object' && error !== null) return error;
+  return { message: String(error) };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
