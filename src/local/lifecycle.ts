@@ -94,7 +94,7 @@ export async function ensureLocalCloud(options: LocalCloudOptions): Promise<Loca
  * Stops the daemon (SIGTERM, then SIGKILL after `graceMs`) and removes its files. Returns false
  * when no daemon was running.
  */
-export async function stopLocalCloud(stateDir: string, graceMs = 30_000): Promise<boolean> {
+export async function stopLocalCloud(stateDir: string, graceMs = 40_000): Promise<boolean> {
   const paths = daemonPaths(stateDir);
   const info = readJson<DaemonInfo>(paths.info);
   const lockPid = readJson<number>(paths.lock);

@@ -190,8 +190,11 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
         clearInterval(timer);
         await saveOnce();
         // Writing the class-data archive at exit takes a few seconds; allow for it.
-        await supervisor.stop('SIGTERM', archive?.writing ? 20_000 : 5_000);
-        if (archive?.writing) archive.commit();
+        let killed = false;
+        supervisor.once('exit', (exit) => (killed = exit.signal === 'SIGKILL'));
+        await supervisor.stop('SIGTERM', archive?.writing ? 25_000 : 5_000);
+        // A JVM killed while writing leaves half an archive; keep only a finished one.
+        if (archive?.writing) archive.commit(!killed);
         rmSync(pidFile, { force: true });
         running.delete(host);
       })()),
@@ -278,8 +281,8 @@ export async function freePort(): Promise<number> {
 interface ArchiveUse {
   flag: string;
   writing: boolean;
-  /** Moves a freshly written archive into place. */
-  commit(): void;
+  /** Moves a freshly written archive into place when `complete`, else deletes it. */
+  commit(complete: boolean): void;
 }
 
 /**
@@ -309,9 +312,11 @@ function classDataArchive(
     return {
       flag: `-XX:ArchiveClassesAtExit=${temporary}`,
       writing: true,
-      commit: () => {
+      commit: (complete) => {
         try {
-          if (existsSync(temporary) && statSync(temporary).size > 0) renameSync(temporary, file);
+          if (complete && existsSync(temporary) && statSync(temporary).size > 0) {
+            renameSync(temporary, file);
+          }
         } catch {
           // Another daemon may have won the race; its archive serves as well.
         } finally {

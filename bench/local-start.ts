@@ -1,0 +1,115 @@
+/**
+ * How fast the local cloud starts and how much memory it holds when idle.
+ *
+ *     node dist/bench/local-start.js [runs=3] [idleSeconds=5]
+ *
+ * Each run starts a daemon in a fresh temporary state directory on free ports, exactly as
+ * `cymbal-lab local start` does (minus the CLI's own start-up), and times it until it answers.
+ * The first run also uses an empty cache directory, so it shows a machine's very first start,
+ * before the emulator's class-data archive exists; the later runs share a warm one. After the last
+ * start the daemon idles, then its memory and the emulator JVM's memory are read apart.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { silentLogger } from '../src/log.js';
+import type { LocalCloudStatus } from '../src/local/admin.js';
+import { ensureLocalCloud, localCloudStatus, stopLocalCloud } from '../src/local/lifecycle.js';
+import { freePort } from '../src/local/pubsub/emulator.js';
+
+const TARGET_SECONDS = 10;
+
+interface Run {
+  label: string;
+  startSeconds: number;
+  stopSeconds: number;
+  status?: LocalCloudStatus;
+}
+
+async function oneRun(label: string, idleSeconds: number, cacheDir?: string): Promise<Run> {
+  const stateDir = mkdtempSync(join(tmpdir(), 'cymbal-bench-'));
+  const previousCache = process.env.CYMBAL_LAB_CACHE_DIR;
+  if (cacheDir) process.env.CYMBAL_LAB_CACHE_DIR = cacheDir;
+  try {
+    const [port, pubsubPort] = [await freePort(), await freePort()];
+    const began = performance.now();
+    await ensureLocalCloud({ stateDir, port, pubsubPort, log: silentLogger });
+    const startSeconds = (performance.now() - began) / 1000;
+    let status: LocalCloudStatus | undefined;
+    if (idleSeconds > 0) {
+      await new Promise((resolve) => setTimeout(resolve, idleSeconds * 1000));
+      status = await localCloudStatus(stateDir);
+    }
+    const stopping = performance.now();
+    await stopLocalCloud(stateDir);
+    const stopSeconds = (performance.now() - stopping) / 1000;
+    return { label, startSeconds, stopSeconds, ...(status ? { status } : {}) };
+  } finally {
+    if (cacheDir) {
+      if (previousCache === undefined) delete process.env.CYMBAL_LAB_CACHE_DIR;
+      else process.env.CYMBAL_LAB_CACHE_DIR = previousCache;
+    }
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
+function mb(bytes: number | undefined): string {
+  return bytes === undefined ? '-' : `${(bytes / (1024 * 1024)).toFixed(0)} MB`;
+}
+
+async function main(): Promise<void> {
+  const runs = Math.max(2, Number(process.argv[2] ?? 3));
+  const idleSeconds = Number(process.argv[3] ?? 5);
+  const out = (line = ''): boolean => process.stdout.write(`${line}\n`);
+  const coldCache = mkdtempSync(join(tmpdir(), 'cymbal-bench-cache-'));
+  const results: Run[] = [];
+  try {
+    results.push(await oneRun('first ever (no class-data archive)', 0, coldCache));
+    for (let i = 1; i < runs; i += 1) {
+      results.push(await oneRun(`cold start ${i}`, i === runs - 1 ? idleSeconds : 0, coldCache));
+    }
+  } finally {
+    rmSync(coldCache, { recursive: true, force: true });
+  }
+
+  out(`Local cloud start to ready (fresh state directory each run, target ${TARGET_SECONDS} s)`);
+  for (const run of results) {
+    out(
+      `  ${run.label.padEnd(36)} start ${run.startSeconds.toFixed(2)} s   stop ${run.stopSeconds.toFixed(2)} s`,
+    );
+  }
+  const warm = results.slice(1).map((r) => r.startSeconds);
+  const worst = Math.max(...results.map((r) => r.startSeconds));
+  out(
+    `  median of the cold starts: ${median(warm).toFixed(2)} s; slowest of all: ${worst.toFixed(2)} s` +
+      ` (${worst <= TARGET_SECONDS ? 'within' : 'OVER'} the ${TARGET_SECONDS} s target)`,
+  );
+
+  const status = results.at(-1)?.status;
+  if (status) {
+    out();
+    out(`Idle memory after ${idleSeconds} s (resident set)`);
+    out(`  daemon (Node.js, every service)  ${mb(status.daemon.rssBytes)}`);
+    out(`    of which JS heap in use        ${mb(status.daemon.heapUsedBytes)}`);
+    out(`  Pub/Sub emulator JVM             ${mb(status.emulator.rssBytes)}`);
+    const others = status.services
+      .filter((s) => s.name !== 'pubsub')
+      .reduce((sum, s) => sum + (s.childMemoryBytes ?? 0), 0);
+    out(`  other children                   ${mb(others)}`);
+    out(`  services: ${status.services.map((s) => s.name).join(', ')}`);
+  }
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(
+    `${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
+  process.exitCode = 1;
+});
