@@ -1,6 +1,7 @@
 import type { Hash } from 'node:crypto';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { createRequire } from 'node:module';
 
 /**
  * The two checksums Cloud Storage keeps for every object: MD5 and CRC32C (Castagnoli), both
@@ -32,8 +33,30 @@ function buildTables(): Uint32Array[] {
   return tables;
 }
 
+type Crc32c = (data: Uint8Array, previous: number) => number;
+
+/**
+ * The native CRC32C of `@node-rs/crc32` (SSE 4.2, several GB/s) when its binary loads on this
+ * platform, else the table-driven one below (about 200 MB/s). Both give the same numbers.
+ */
+const nativeCrc32c: Crc32c | undefined = (() => {
+  try {
+    const native = createRequire(import.meta.url)('@node-rs/crc32') as {
+      crc32c: (input: Uint8Array, initialState?: number) => number;
+    };
+    return (data, previous) => native.crc32c(data, previous);
+  } catch {
+    return undefined;
+  }
+})();
+
 /** Continues a CRC32C over `data`; start with 0. */
 export function crc32cUpdate(crc: number, data: Uint8Array): number {
+  return nativeCrc32c ? nativeCrc32c(data, crc) >>> 0 : crc32cPortable(crc, data);
+}
+
+/** The table-driven CRC32C (slicing by eight), used where the native one is missing. */
+export function crc32cPortable(crc: number, data: Uint8Array): number {
   const [t0, t1, t2, t3, t4, t5, t6, t7] = TABLES as [
     Uint32Array,
     Uint32Array,
