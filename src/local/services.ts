@@ -5,6 +5,7 @@ import { pubsubService } from './pubsub/service.js';
 import type { ServiceFactory } from './service.js';
 import { serviceUsageFactory } from './serviceusage/service.js';
 import { storageServiceFactory } from './storage/service.js';
+import { videoServiceFactory } from './video/service.js';
 
 /**
  * Every API the local cloud serves, in start order. A service that others use in process
@@ -23,4 +24,6 @@ export const serviceFactories: ServiceFactory[] = [
   bigqueryServiceFactory,
   // After Storage and BigQuery, which its jobs use over HTTP; it restarts running jobs.
   dataflowService,
+  // Reads videos from Storage in process; keeps its operations in the shared store.
+  videoServiceFactory,
 ];

@@ -1,0 +1,185 @@
+import type { TableField } from './schema.js';
+import {
+  isNumberText,
+  isoTimestamp,
+  parseDate,
+  parseDatetime,
+  parseInteger,
+  parseTime,
+  parseTimestamp,
+} from './values.js';
+
+/**
+ * Checks one streamed row against a table schema the way `tabledata.insertAll` does, and turns
+ * it into the JSON DuckDB's `from_json` reads: every value in the one form its column type
+ * accepts.
+ */
+
+export interface RowError {
+  reason: string;
+  location: string;
+  debugInfo: string;
+  message: string;
+}
+
+export interface CheckedRow {
+  /** Set when the row is valid. */
+  row?: Record<string, unknown>;
+  errors: RowError[];
+}
+
+const BASE64 = /^(?:[A-Za-z0-9+/_-]{4})*(?:[A-Za-z0-9+/_-]{2}(?:==)?|[A-Za-z0-9+/_-]{3}=?)?$/;
+const BOOLEAN_TEXT: Record<string, boolean> = { true: true, false: false, '1': true, '0': false };
+
+type Scalar = { ok: true; value: unknown } | { ok: false; message: string };
+
+function show(value: unknown): string {
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}
+
+function scalar(field: TableField, value: unknown): Scalar {
+  const bad = (what: string): Scalar => ({
+    ok: false,
+    message: `Cannot convert value to ${what} (bad value): ${show(value)}`,
+  });
+  switch (field.type) {
+    case 'STRING':
+    case 'GEOGRAPHY':
+      if (typeof value === 'string') return { ok: true, value };
+      if (typeof value === 'number' || typeof value === 'boolean')
+        return { ok: true, value: String(value) };
+      return bad('string');
+    case 'INTEGER': {
+      const parsed = parseInteger(value);
+      return parsed === undefined ? bad('integer') : { ok: true, value: parsed };
+    }
+    case 'FLOAT':
+      if (typeof value === 'number') return { ok: true, value };
+      if (typeof value === 'string' && isNumberText(value))
+        return { ok: true, value: Number(value) };
+      if (typeof value === 'string' && /^(NaN|[-+]?Infinity|[-+]?inf)$/i.test(value.trim()))
+        return { ok: true, value: value.trim() };
+      return bad('floating point');
+    case 'NUMERIC':
+    case 'BIGNUMERIC':
+      if (typeof value === 'number' && Number.isFinite(value))
+        return { ok: true, value: String(value) };
+      if (typeof value === 'string' && isNumberText(value))
+        return { ok: true, value: value.trim() };
+      return bad('numeric');
+    case 'BOOLEAN': {
+      if (typeof value === 'boolean') return { ok: true, value };
+      const parsed =
+        typeof value === 'string' ? BOOLEAN_TEXT[value.trim().toLowerCase()] : undefined;
+      return parsed === undefined ? bad('boolean') : { ok: true, value: parsed };
+    }
+    case 'TIMESTAMP': {
+      const micros = parseTimestamp(value);
+      if (micros !== undefined) return { ok: true, value: isoTimestamp(micros) };
+      return {
+        ok: false,
+        message: `Couldn't convert value to timestamp: Could not parse '${show(value)}' as a timestamp. Required format is YYYY-MM-DD HH:MM[:SS[.SSSSSS]] or YYYY/MM/DD HH:MM[:SS[.SSSSSS]]`,
+      };
+    }
+    case 'DATETIME': {
+      const text = parseDatetime(value);
+      return text === undefined ? bad('datetime') : { ok: true, value: text };
+    }
+    case 'DATE': {
+      const text = parseDate(value);
+      return text === undefined ? bad('date') : { ok: true, value: text };
+    }
+    case 'TIME': {
+      const text = parseTime(value);
+      return text === undefined ? bad('time') : { ok: true, value: text };
+    }
+    case 'BYTES':
+      if (typeof value === 'string' && BASE64.test(value)) return { ok: true, value };
+      return { ok: false, message: `Could not decode base64 string to bytes: ${show(value)}` };
+    case 'JSON':
+      if (typeof value !== 'string') return { ok: true, value };
+      try {
+        return { ok: true, value: JSON.parse(value) as unknown };
+      } catch {
+        return { ok: false, message: `Invalid JSON value: ${value}` };
+      }
+    default:
+      return { ok: false, message: `Unsupported field type ${field.type}` };
+  }
+}
+
+class RowChecker {
+  readonly errors: RowError[] = [];
+
+  constructor(private readonly ignoreUnknownValues: boolean) {}
+
+  fail(location: string, message: string): undefined {
+    this.errors.push({ reason: 'invalid', location, debugInfo: '', message });
+    return undefined;
+  }
+
+  record(fields: TableField[], value: unknown, path: string): Record<string, unknown> | undefined {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      return this.fail(
+        path,
+        path ? `This field: ${path} is not a record.` : 'Row is not an object.',
+      );
+    }
+    const input = value as Record<string, unknown>;
+    const out: Record<string, unknown> = {};
+    const known = new Map(fields.map((f) => [f.name.toLowerCase(), f]));
+    for (const key of Object.keys(input)) {
+      if (known.has(key.toLowerCase())) continue;
+      if (!this.ignoreUnknownValues)
+        this.fail(`${path}${path ? '.' : ''}${key}`, `no such field: ${key}.`);
+    }
+    const given = new Map(Object.keys(input).map((k) => [k.toLowerCase(), k]));
+    for (const field of fields) {
+      const key = given.get(field.name.toLowerCase());
+      const location = `${path}${path ? '.' : ''}${field.name}`;
+      const converted = this.field(field, key === undefined ? undefined : input[key], location);
+      if (converted !== undefined) out[field.name] = converted;
+    }
+    return out;
+  }
+
+  field(field: TableField, value: unknown, location: string): unknown {
+    if (value === undefined || value === null) {
+      if (field.mode === 'REQUIRED') this.fail(location, `Missing required field: ${location}.`);
+      return field.mode === 'REPEATED' ? [] : undefined;
+    }
+    if (field.mode === 'REPEATED') {
+      if (!Array.isArray(value)) {
+        return this.fail(location, `This field: ${location} is a repeated field; supply an array.`);
+      }
+      return value.map((item) => {
+        if (item === null || item === undefined) {
+          return this.fail(location, `Array specified with a null element for field: ${location}.`);
+        }
+        return this.one(field, item, location);
+      });
+    }
+    if (Array.isArray(value)) {
+      return this.fail(location, `Array specified for non-repeated field: ${location}.`);
+    }
+    return this.one(field, value, location);
+  }
+
+  one(field: TableField, value: unknown, location: string): unknown {
+    if (field.type === 'RECORD') return this.record(field.fields ?? [], value, location);
+    const result = scalar(field, value);
+    return result.ok ? result.value : this.fail(location, result.message);
+  }
+}
+
+export function checkRow(
+  fields: TableField[],
+  json: unknown,
+  options: { ignoreUnknownValues?: boolean },
+): CheckedRow {
+  const checker = new RowChecker(options.ignoreUnknownValues ?? false);
+  const row = checker.record(fields, json, '');
+  return checker.errors.length === 0 && row ? { row, errors: [] } : { errors: checker.errors };
+}
+
+export const STOPPED: RowError = { reason: 'stopped', location: '', debugInfo: '', message: '' };

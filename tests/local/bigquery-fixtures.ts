@@ -1,0 +1,174 @@
+import type { TableField } from '../../src/local/bigquery/schema.js';
+
+/** The lab's e-commerce event schema (Part 1), as the lab creates it. */
+export const eventSchema: TableField[] = [
+  { name: 'event_datetime', type: 'TIMESTAMP', mode: 'NULLABLE' },
+  { name: 'event', type: 'STRING', mode: 'REQUIRED' },
+  { name: 'user_id', type: 'STRING', mode: 'REQUIRED' },
+  { name: 'client_id', type: 'STRING', mode: 'NULLABLE' },
+  { name: 'page', type: 'STRING', mode: 'NULLABLE' },
+  { name: 'page_previous', type: 'STRING', mode: 'NULLABLE' },
+  {
+    name: 'ecommerce',
+    type: 'RECORD',
+    mode: 'NULLABLE',
+    fields: [
+      {
+        name: 'items',
+        type: 'RECORD',
+        mode: 'REPEATED',
+        fields: [
+          ...['index', 'item_id', 'quantity'].map((name) => ({ name, type: 'INTEGER' })),
+          { name: 'price', type: 'FLOAT' },
+          ...[
+            'item_name',
+            'item_list_name',
+            'item_list_id',
+            'item_variant',
+            'item_brand',
+            'item_category',
+            'item_category_2',
+            'item_category_3',
+            'item_category_4',
+          ].map((name) => ({ name, type: 'STRING' })),
+        ],
+      },
+      {
+        name: 'purchase',
+        type: 'RECORD',
+        mode: 'NULLABLE',
+        fields: [
+          ...['coupon', 'affiliation', 'currency', 'transaction_id'].map((name) => ({
+            name,
+            type: 'STRING',
+          })),
+          ...['tax', 'shipping', 'value'].map((name) => ({ name, type: 'FLOAT' })),
+          {
+            name: 'items',
+            type: 'RECORD',
+            mode: 'REPEATED',
+            fields: [
+              ...['item_coupon', 'item_variant', 'item_category', 'item_name', 'item_brand'].map(
+                (name) => ({ name, type: 'STRING' }),
+              ),
+              { name: 'quantity', type: 'INTEGER' },
+              { name: 'item_id', type: 'INTEGER' },
+              { name: 'item_price', type: 'FLOAT' },
+            ],
+          },
+        ],
+      },
+    ],
+  },
+];
+
+/** The lab's three sample events, in the GA4 data-layer style it posts. */
+export const sampleEvents: Record<string, unknown>[] = [
+  {
+    event_datetime: '2020-11-16 20:59:59',
+    event: 'view_item',
+    user_id: 'UID00003',
+    client_id: 'CID00003',
+    page: '/product-67890.html',
+    page_previous: '/category.html',
+    ecommerce: {
+      items: [
+        {
+          item_name: 'Donut Friday Scented T-Shirt',
+          item_id: '67890',
+          price: 33.75,
+          item_brand: 'Google',
+          item_category: 'Apparel',
+          item_category_2: 'Mens',
+          item_category_3: 'Shirts',
+          item_category_4: 'Tshirts',
+          item_variant: 'Black',
+          item_list_name: 'Search Results',
+          item_list_id: 'SR123',
+          index: 1,
+          quantity: '1',
+        },
+      ],
+    },
+  },
+  {
+    event_datetime: '2020-11-16 21:59:59',
+    event: 'add_to_cart',
+    user_id: 'UID00003',
+    client_id: 'CID00003',
+    page: '/product-67890.html',
+    page_previous: '/category.html',
+    ecommerce: {
+      items: [
+        {
+          item_name: 'Donut Friday Scented T-Shirt',
+          item_id: '67890',
+          price: 33.75,
+          item_brand: 'Google',
+          item_category: 'Apparel',
+          item_variant: 'Black',
+          item_list_name: 'Search Results',
+          item_list_id: 'SR123',
+          index: 1,
+          quantity: '2',
+        },
+      ],
+    },
+  },
+  {
+    event_datetime: '2020-11-16 22:59:59',
+    event: 'purchase',
+    user_id: 'UID00003',
+    client_id: 'CID00003',
+    page: '/checkout.html',
+    page_previous: '/order-confirmation.html',
+    ecommerce: {
+      purchase: {
+        transaction_id: 'T12345',
+        affiliation: 'Online Store',
+        value: 35.43,
+        tax: 4.9,
+        shipping: 5.99,
+        currency: 'EUR',
+        coupon: 'SUMMER_SALE',
+        items: [
+          {
+            item_name: 'Triblend Android T-Shirt',
+            item_id: '12345',
+            item_price: 15.25,
+            item_brand: 'Google',
+            item_category: 'Apparel',
+            item_variant: 'Gray',
+            quantity: 1,
+            item_coupon: 'SUMMER_SALE',
+          },
+          {
+            item_name: 'Donut Friday Scented T-Shirt',
+            item_id: '67890',
+            item_price: 33.75,
+            item_brand: 'Google',
+            item_category: 'Apparel',
+            item_variant: 'Black',
+            quantity: 1,
+          },
+        ],
+      },
+    },
+  },
+];
+
+/** The Part 2 annotation table. */
+export const trackingSchema: TableField[] = [
+  { name: 'file_name', type: 'STRING', mode: 'REQUIRED' },
+  { name: 'entity', type: 'STRING', mode: 'REQUIRED' },
+  {
+    name: 'frame_data',
+    type: 'RECORD',
+    mode: 'REPEATED',
+    fields: [
+      { name: 'processing_timestamp', type: 'STRING' },
+      { name: 'timeOffset', type: 'STRING' },
+      ...['confidence', 'left', 'top', 'right', 'bottom'].map((name) => ({ name, type: 'FLOAT' })),
+    ],
+  },
+];
