@@ -6,6 +6,7 @@ import {
   openSync,
   readFileSync,
   readSync,
+  renameSync,
   statSync,
   unwatchFile,
   watchFile,
@@ -247,6 +248,7 @@ function spawnDaemon(
 ): number {
   const paths = daemonPaths(stateDir);
   removeFile(paths.error);
+  rotate(paths.log);
   const fd = openLog(paths.log);
   try {
     const child = spawn(
@@ -362,6 +364,15 @@ function commandLine(pid: number): string {
 function openLog(file: string): number {
   mkdirSync(dirname(file), { recursive: true });
   return openSync(file, 'a');
+}
+
+/** Keeps one previous daemon log, so a long-lived state directory does not grow without end. */
+function rotate(file: string): void {
+  try {
+    if (statSync(file).size > 10 * 1024 * 1024) renameSync(file, `${file}.1`);
+  } catch {
+    // No log yet.
+  }
 }
 
 function shellQuote(value: string): string {

@@ -126,6 +126,30 @@ describe('Pub/Sub emulator', () => {
     expect(sub?.detail).toContain('dead letter orders-dead');
   });
 
+  it('restarts a JVM that dies and brings its resources back', async () => {
+    const running = emulator!;
+    await running.saveResources();
+    const first = running.supervisor.pid!;
+    process.kill(first, 'SIGKILL');
+    const restarted = client(running.host);
+    const deadline = Date.now() + 30_000;
+    let names: string[] = [];
+    while (Date.now() < deadline) {
+      const pid = running.supervisor.pid;
+      if (pid && pid !== first) {
+        names = await restarted
+          .getTopics()
+          .then(([topics]) => topics.map((t) => t.name))
+          .catch(() => []);
+        if (names.length === 2) break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await restarted.close();
+    expect(running.supervisor.restarts).toBe(1);
+    expect(names).toContain(`projects/${project}/topics/orders`);
+  });
+
   it('refuses a port in use with a clear error', async () => {
     blocker = createServer();
     await new Promise<void>((resolve) => blocker!.listen(0, '127.0.0.1', resolve));

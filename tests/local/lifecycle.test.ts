@@ -7,6 +7,7 @@ import type { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { renderStatus } from '../../src/cli/local-commands.js';
 import type { LocalEndpoints } from '../../src/cloud/target.js';
 import { LabError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
@@ -131,6 +132,16 @@ describe('local cloud lifecycle', () => {
     const status = await localCloudStatus(stateDir);
     const pubsubStatus = status!.services.find((s) => s.name === 'pubsub');
     expect(pubsubStatus?.resources).toContainEqual({ kind: 'topic', name: 'ecommerce-events' });
+  });
+
+  it('renders the status as readable tables', async () => {
+    const text = renderStatus((await localCloudStatus(stateDir))!);
+    expect(text).toMatch(/^Local cloud {2}running · pid \d+/);
+    expect(text).toMatch(/Pub\/Sub emulator JVM \d+ MB \(running\)/);
+    expect(text).toMatch(/^pubsub +running +127\.0\.0\.1:\d+/m);
+    expect(text).toMatch(
+      /^pubsub +subscription +ecommerce-events-pull +topic ecommerce-events, ack 20s$/m,
+    );
   });
 
   it('answers a second start with the running daemon', async () => {
