@@ -1,5 +1,11 @@
-import { pendingOperations } from '../steps/pending.js';
-import type { StepDefinition } from '../steps/types.js';
+import { checkPair, deletePair, ensurePair, planPair, subscriptionPath } from '../steps/pubsub.js';
+import type { TopicPair } from '../steps/pubsub.js';
+import type { StepContext, StepDefinition } from '../steps/types.js';
+
+const pairs = (ctx: StepContext): TopicPair[] => [
+  { topic: ctx.config.detectionTopic, subscription: ctx.config.detectionSubscription },
+  { topic: ctx.config.errorTopic, subscription: ctx.config.errorSubscription },
+];
 
 export const resultTopics: StepDefinition = {
   part: 2,
@@ -17,5 +23,16 @@ export const resultTopics: StepDefinition = {
   ],
   needs: ['project'],
   outputs: ['detectionSubscription', 'errorSubscription'],
-  ...pendingOperations('Part 2 step 4'),
+  plan: async (ctx) => (await Promise.all(pairs(ctx).map((p) => planPair(ctx, p)))).flat(),
+  async ensure(ctx) {
+    for (const pair of pairs(ctx)) await ensurePair(ctx, pair);
+    return {
+      detectionSubscription: subscriptionPath(ctx, ctx.config.detectionSubscription),
+      errorSubscription: subscriptionPath(ctx, ctx.config.errorSubscription),
+    };
+  },
+  verify: (ctx) => Promise.all(pairs(ctx).map((p) => checkPair(ctx, p))),
+  async teardown(ctx) {
+    for (const pair of pairs(ctx)) await deletePair(ctx, pair);
+  },
 };
