@@ -8,7 +8,8 @@ import type { Operation } from '../steps/engine.js';
 import { LAB_STEPS, findStep, stepsOfPart } from '../steps/registry.js';
 import type { PartNumber, StepDefinition, StepOptions } from '../steps/types.js';
 import { stepId } from '../steps/types.js';
-import { showConfig, setConfig } from './config-command.js';
+import { setConfig, showConfig } from './config-command.js';
+import { addLocalCommands } from './local-commands.js';
 import { runGuided } from './guided.js';
 import {
   ConsoleReporter,
@@ -88,7 +89,9 @@ async function runSteps(
   const out = terminalOutput(session.flags);
   const reporter = new ConsoleReporter(out);
   session.acquire(commandLine);
-  const engine = session.engine(reporter, stepOptions(flags), progressFactory(out), (line) => out.line(line));
+  const engine = session.engine(reporter, stepOptions(flags), progressFactory(out), (line) =>
+    out.line(line),
+  );
   let failedChecks = 0;
   let notRun: StepDefinition[] = [];
   try {
@@ -291,6 +294,18 @@ export function buildProgram(): Command {
         setConfig(session, key, value);
       });
     });
+
+  addLocalCommands(program, async () => {
+    const session = new Session(program.opts<GlobalFlags>());
+    return {
+      stateDir: session.stateDir,
+      projectId: session.config.project,
+      port: session.config.localPort,
+      pubsubPort: session.config.pubsubPort,
+      json: session.flags.json,
+      log: session.log,
+    };
+  });
 
   program
     .command('guide')
