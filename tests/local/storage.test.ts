@@ -262,6 +262,28 @@ describe('local Cloud Storage', () => {
     expect(error.message).toBe('No such object: lab-videos/copy/source.txt');
   });
 
+  it('answers clients pointed here by STORAGE_EMULATOR_HOST, which drop /storage/v1', async () => {
+    process.env.STORAGE_EMULATOR_HOST = host.endpoint;
+    let viaEnv: Storage;
+    try {
+      viaEnv = new Storage({ projectId: PROJECT });
+    } finally {
+      delete process.env.STORAGE_EMULATOR_HOST;
+    }
+    const odd = 'odd names/ä b+c%d#e?.txt';
+    const target = viaEnv.bucket('lab-videos');
+    await target.file(odd).save('odd', { resumable: true });
+    await target.file(`${odd}.gz`).save('squeeze me '.repeat(50), { gzip: true, resumable: false });
+    const [files] = await target.getFiles({ prefix: 'odd names/' });
+    expect(files.map((f) => f.name)).toEqual([odd, `${odd}.gz`]);
+    const [content] = await bucket.file(odd).download();
+    expect(content.toString()).toBe('odd');
+    const [meta] = await bucket.file(`${odd}.gz`).getMetadata();
+    expect(meta.contentEncoding).toBe('gzip');
+    const [unzipped] = await target.file(`${odd}.gz`).download();
+    expect(unzipped.toString()).toBe('squeeze me '.repeat(50));
+  });
+
   it('offers an in-process API to the other local services', async () => {
     const service = host.cloud.service<StorageService>(STORAGE_SERVICE);
     const written = await service.writeObject(
