@@ -28,7 +28,9 @@ export async function runGuided(session: Session): Promise<void> {
   try {
     await chooseTarget(session, out);
     let part = await choosePart(session);
-    const engine = session.engine(new ConsoleReporter(out), {}, progressFactory(out), (line) => out.line(line));
+    const engine = session.engine(new ConsoleReporter(out), {}, progressFactory(out), (line) =>
+      out.line(line),
+    );
     for (;;) {
       session.store.setGuided({ part });
       const finished = await walkPart(session, engine, part, out);
