@@ -13,7 +13,7 @@ import {
 } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { localEnvironment } from '../cloud/target.js';
@@ -50,8 +50,21 @@ export interface LocalCloudOptions {
 
 const DAEMON_SCRIPT = fileURLToPath(new URL('./daemon.js', import.meta.url));
 
+/** Calls in flight, so that steps running side by side share one start. */
+const ensuring = new Map<string, Promise<LocalEndpoints>>();
+
 /** Starts the local cloud unless it already runs, waits until it answers, returns its endpoints. */
-export async function ensureLocalCloud(options: LocalCloudOptions): Promise<LocalEndpoints> {
+export function ensureLocalCloud(options: LocalCloudOptions): Promise<LocalEndpoints> {
+  const key = resolve(options.stateDir);
+  let pending = ensuring.get(key);
+  if (!pending) {
+    pending = ensureOnce(options).finally(() => ensuring.delete(key));
+    ensuring.set(key, pending);
+  }
+  return pending;
+}
+
+async function ensureOnce(options: LocalCloudOptions): Promise<LocalEndpoints> {
   const { stateDir, log } = options;
   const projectId = options.projectId ?? DEFAULT_LOCAL_PROJECT;
   const running = await runningDaemon(stateDir);
@@ -256,7 +269,7 @@ function spawnDaemon(
       [
         DAEMON_SCRIPT,
         '--state-dir',
-        stateDir,
+        resolve(stateDir),
         '--port',
         String(port),
         '--pubsub-port',
@@ -264,7 +277,8 @@ function spawnDaemon(
         '--project',
         projectId,
       ],
-      { detached: true, stdio: ['ignore', fd, fd], env: process.env },
+      // Its own directory as cwd, so that the daemon does not hold on to the user's.
+      { detached: true, stdio: ['ignore', fd, fd], env: process.env, cwd: paths.dir },
     );
     child.unref();
     exits.set(child.pid ?? -1, false);
@@ -290,6 +304,11 @@ async function waitForDaemon(
     const info = readJson<DaemonInfo>(paths.info);
     if (info?.pid === pid && (await answersAs(info))) return info;
     const gone = exits.get(pid) ?? !isProcessAlive(pid);
+    const other = readJson<number>(paths.lock);
+    if (gone && typeof other === 'number' && other !== pid && isDaemonProcess(other)) {
+      // Another command started a daemon at the same moment and ours gave way: wait for that one.
+      return waitForDaemon(stateDir, other, Math.max(1_000, deadline - Date.now()));
+    }
     if (gone) {
       const failure = readJson<DaemonFailure>(paths.error);
       if (failure) throw new LabError(failure.message, failure.hint ? { hint: failure.hint } : {});
