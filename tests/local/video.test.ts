@@ -1,0 +1,223 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+
+import type { Clients } from '../../src/cloud/clients.js';
+import { createClients } from '../../src/cloud/clients.js';
+import { silentLogger } from '../../src/log.js';
+import type { RunningHost } from '../../src/local/host.js';
+import { openHost } from '../../src/local/host.js';
+import { operationsFactory } from '../../src/local/operations.js';
+import { storageServiceFactory } from '../../src/local/storage/service.js';
+import { videoServiceFactory } from '../../src/local/video/service.js';
+import { ffmpegPath } from '../../src/vision/decode.js';
+
+/**
+ * The local Video Intelligence API as the official client sees it: videos uploaded through the
+ * Storage client, annotated with OBJECT_TRACKING as long-running operations polled to the end,
+ * and the errors Google gives for an unimplemented feature, a missing object and a file that
+ * is not a video.
+ */
+
+const OBJECT_TRACKING = 9;
+const LABEL_DETECTION = 1;
+const videos = join(process.cwd(), 'sample-data', 'videos');
+
+interface Progress {
+  annotationProgress?: { progressPercent?: number | null }[] | null;
+}
+
+interface Annotation {
+  entity?: { entityId?: string | null; description?: string | null; languageCode?: string | null };
+  confidence?: number | null;
+  frames?: {
+    normalizedBoundingBox?: { left?: number | null; right?: number | null } | null;
+    timeOffset?: { seconds?: unknown; nanos?: number | null } | null;
+  }[];
+  segment?: { startTimeOffset?: unknown; endTimeOffset?: unknown } | null;
+  trackId?: unknown;
+}
+
+describe('local Video Intelligence API', () => {
+  let dir: string;
+  let host: RunningHost;
+  let clients: Clients;
+  const bucket = 'p1_videos';
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cymbal-video-'));
+    host = await openHost({
+      dataDir: dir,
+      port: 0,
+      pubsubHost: '127.0.0.1:1',
+      projectId: 'p1',
+      log: silentLogger,
+      factories: [storageServiceFactory, operationsFactory, videoServiceFactory],
+    });
+    clients = createClients({
+      kind: 'local',
+      projectId: 'p1',
+      region: 'us-central1',
+      local: { api: host.endpoint, pubsub: '127.0.0.1:1' },
+    });
+    // The first two seconds of each clip keep the test quick: 10 sampled frames each.
+    for (const clip of ['cat', 'bicycle']) {
+      const source = join(videos, `${clip}.mp4`);
+      execFileSync(ffmpegPath(), [
+        '-v',
+        'error',
+        '-i',
+        source,
+        '-t',
+        '2',
+        '-c',
+        'copy',
+        join(dir, `${clip}.mp4`),
+      ]);
+    }
+    await clients.storage.createBucket(bucket);
+    await clients.storage.bucket(bucket).upload(join(dir, 'cat.mp4'), { destination: 'cat.mp4' });
+    await clients.storage
+      .bucket(bucket)
+      .upload(join(dir, 'bicycle.mp4'), { destination: 'in/bicycle.mp4' });
+    await clients.storage.bucket(bucket).file('notes.mp4').save('these are notes, not a video');
+  });
+
+  afterAll(async () => {
+    await clients?.close();
+    await host?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('tracks objects in two videos at once, both making progress', async () => {
+    const [cat] = await clients.video.annotateVideo({
+      inputUri: `gs://${bucket}/cat.mp4`,
+      features: [OBJECT_TRACKING],
+    });
+    const [bicycle] = await clients.video.annotateVideo({
+      inputUri: `gs://${bucket}/in/bicycle.mp4`,
+      features: [OBJECT_TRACKING],
+    });
+    expect(cat.name).toMatch(/^projects\/p1\/locations\/[a-z0-9-]+\/operations\/.+/);
+
+    // Poll both the way the client does, recording the progress each one reports.
+    const seen = new Map<string, number[]>([
+      [cat.name ?? '', []],
+      [bicycle.name ?? '', []],
+    ]);
+    let bicycleBeforeCatDone = 0;
+    for (;;) {
+      const [catNow, bicycleNow] = await Promise.all(
+        [cat.name, bicycle.name].map((name) =>
+          clients.video.checkAnnotateVideoProgress(name ?? ''),
+        ),
+      );
+      const percent = (op: typeof catNow): number =>
+        (op?.metadata as Progress | undefined)?.annotationProgress?.[0]?.progressPercent ?? 0;
+      seen.get(cat.name ?? '')?.push(percent(catNow));
+      seen.get(bicycle.name ?? '')?.push(percent(bicycleNow));
+      if (!catNow?.done) bicycleBeforeCatDone = Math.max(bicycleBeforeCatDone, percent(bicycleNow));
+      if (catNow?.done && bicycleNow?.done) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    // Frames are shared between the jobs, so the second moved before the first finished.
+    expect(bicycleBeforeCatDone).toBeGreaterThan(0);
+    for (const percents of seen.values()) {
+      expect(percents.at(-1)).toBe(100);
+      expect([...percents].sort((a, b) => a - b)).toEqual(percents);
+    }
+
+    const [catResult] = await cat.promise();
+    const results = catResult.annotationResults ?? [];
+    expect(results).toHaveLength(1);
+    expect(results[0]?.inputUri).toBe(`/${bucket}/cat.mp4`);
+    const annotations = (results[0]?.objectAnnotations ?? []) as Annotation[];
+    const cats = annotations.filter((a) => a.entity?.entityId === '/m/01yrx');
+    expect(cats.length).toBeGreaterThanOrEqual(1);
+    const track = cats[0] as Annotation;
+    expect(track.entity).toMatchObject({ description: 'cat', languageCode: 'en-US' });
+    expect(track.confidence).toBeGreaterThan(0.5);
+    // A cat in (nearly) every sampled frame of a 2 s clip at 5 frames/s.
+    expect(track.frames?.length).toBeGreaterThanOrEqual(8);
+    const box = track.frames?.[0]?.normalizedBoundingBox;
+    expect(box?.left).toBeGreaterThanOrEqual(0);
+    expect(box?.right).toBeLessThanOrEqual(1);
+    expect(Number(track.frames?.[1]?.timeOffset?.nanos)).toBe(200_000_000);
+    expect(track.segment?.endTimeOffset).toBeDefined();
+    // Batch answers carry the segment, not the streaming-only track id.
+    expect(Number(track.trackId ?? 0)).toBe(0);
+
+    const [bicycleResult] = await bicycle.promise();
+    const found = (bicycleResult.annotationResults?.[0]?.objectAnnotations ?? []) as Annotation[];
+    expect(found.map((a) => a.entity?.description)).toContain('bicycle');
+  });
+
+  it('accepts the video inline as inputContent', async () => {
+    const content = readFileSync(join(dir, 'cat.mp4')).toString('base64');
+    const [operation] = await clients.video.annotateVideo({
+      inputContent: content,
+      features: [OBJECT_TRACKING],
+    });
+    const [response] = await operation.promise();
+    const annotations = (response.annotationResults?.[0]?.objectAnnotations ?? []) as Annotation[];
+    expect(annotations.map((a) => a.entity?.entityId)).toContain('/m/01yrx');
+  });
+
+  it('refuses features other than object tracking with UNIMPLEMENTED', async () => {
+    const error = await failure(
+      clients.video.annotateVideo({
+        inputUri: `gs://${bucket}/cat.mp4`,
+        features: [LABEL_DETECTION],
+      }),
+    );
+    // Through the pass-through auth client a failed first call surfaces as the HTTP status.
+    expect([12, 501]).toContain(error.code);
+    expect(error.message).toContain('OBJECT_TRACKING');
+  });
+
+  it('fails the operation with NOT_FOUND for a missing object', async () => {
+    const [operation] = await clients.video.annotateVideo({
+      inputUri: `gs://${bucket}/nowhere.mp4`,
+      features: [OBJECT_TRACKING],
+    });
+    await expect(operation.promise()).rejects.toMatchObject({
+      code: 5,
+      message: expect.stringContaining(`gs://${bucket}/nowhere.mp4`),
+    });
+  });
+
+  it('fails the operation with INVALID_ARGUMENT for a file that is not a video', async () => {
+    const [operation] = await clients.video.annotateVideo({
+      inputUri: `gs://${bucket}/notes.mp4`,
+      features: [OBJECT_TRACKING],
+    });
+    await expect(operation.promise()).rejects.toMatchObject({
+      code: 3,
+      message: expect.stringContaining(`gs://${bucket}/notes.mp4 is not a video`),
+    });
+    const [inline] = await clients.video.annotateVideo({
+      inputContent: Buffer.from('not a video either').toString('base64'),
+      features: [OBJECT_TRACKING],
+    });
+    await expect(inline.promise()).rejects.toMatchObject({ code: 3 });
+  });
+
+  it('rejects a request without an input', async () => {
+    const error = await failure(clients.video.annotateVideo({ features: [OBJECT_TRACKING] }));
+    expect([3, 400]).toContain(error.code);
+    expect(error.message).toContain('inputUri');
+  });
+});
+
+async function failure(promise: Promise<unknown>): Promise<{ code: unknown; message: string }> {
+  try {
+    await promise;
+  } catch (error) {
+    const e = error as { code?: unknown; message?: string };
+    return { code: e.code, message: e.message ?? '' };
+  }
+  throw new Error('The call succeeded; a failure was expected.');
+}
