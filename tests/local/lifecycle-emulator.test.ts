@@ -11,6 +11,7 @@ import { silentLogger } from '../../src/log.js';
 import type { RunningEmulator } from '../../src/local/pubsub/emulator.js';
 import { freePort, runningEmulator, startEmulator } from '../../src/local/pubsub/emulator.js';
 import { locateEmulator } from '../../src/local/pubsub/locate.js';
+import { publishViaRest } from '../../src/local/pubsub/rest.js';
 import { pubsubService } from '../../src/local/pubsub/service.js';
 import type { LocalCloud } from '../../src/local/service.js';
 import { isProcessAlive } from '../../src/local/supervisor.js';
@@ -124,6 +125,31 @@ describe('Pub/Sub emulator', () => {
     const sub = status.resources.find((r) => r.name === 'orders-pull');
     expect(sub?.detail).toContain('ack 20s');
     expect(sub?.detail).toContain('dead letter orders-dead');
+  });
+
+  it('publishes over REST for in-process publishers', async () => {
+    const host = emulator!.host;
+    const ids = await publishViaRest(host, `projects/${project}/topics/orders`, [
+      { data: JSON.stringify({ id: 2 }), attributes: { origin: 'rest' } },
+    ]);
+    expect(ids).toHaveLength(1);
+    const pulling = client(host);
+    const [received] = await pulling.subscription('orders-pull').get();
+    const message = await new Promise<{ data: Buffer; attributes: Record<string, string> }>(
+      (resolve) => {
+        received.once(
+          'message',
+          (m: { data: Buffer; attributes: Record<string, string>; ack(): void }) => {
+            m.ack();
+            resolve(m);
+          },
+        );
+      },
+    );
+    await received.close();
+    await pulling.close();
+    expect(JSON.parse(message.data.toString())).toEqual({ id: 2 });
+    expect(message.attributes).toEqual({ origin: 'rest' });
   });
 
   it('restarts a JVM that dies and brings its resources back', async () => {
