@@ -3,6 +3,7 @@ import {
   existsSync,
   mkdirSync,
   readFileSync,
+  readdirSync,
   renameSync,
   rmSync,
   statSync,
@@ -141,8 +142,11 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
   if (saved) await restore(host, saved, log);
 
   let saving: Promise<void> | undefined;
+  // True from an unexpected exit until the new JVM has its resources back: a save in between
+  // would see an empty emulator and overwrite the file that the restore needs.
+  let restarting = false;
   const save = async (): Promise<void> => {
-    if (supervisor.state !== 'running') return;
+    if (supervisor.state !== 'running' || restarting) return;
     try {
       const current = await readResources(host, projectIds);
       const print = fingerprint(current);
@@ -161,11 +165,11 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
   timer?.unref();
 
   // After an unexpected exit the supervisor starts the JVM again; bring the resources back.
-  let restarting = false;
-  supervisor.on('restart', () => (restarting = true));
+  supervisor.on('exit', (exit) => {
+    if (!exit.expected) restarting = true;
+  });
   supervisor.on('spawn', () => {
     if (!restarting) return;
-    restarting = false;
     void (async () => {
       const deadline = Date.now() + 60_000;
       while (!(await emulatorAnswers(host, 500))) {
@@ -175,6 +179,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
       if (supervisor.pid) writeFileSync(pidFile, `${supervisor.pid}\n`);
       const last = loadResources(resourcesFile);
       if (last) await restore(host, last, log);
+      restarting = false;
     })();
   });
 
@@ -299,6 +304,7 @@ function classDataArchive(
       env.CYMBAL_LAB_CACHE_DIR ??
       join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'cymbal-lab');
     mkdirSync(cacheDir, { recursive: true });
+    removeAbandonedArchives(cacheDir);
     const jar = statSync(command.jar);
     const key = createHash('sha256')
       .update(`${command.java}\n${command.jar}\n${jar.size}\n${jar.mtimeMs}\n${process.arch}`)
@@ -326,6 +332,14 @@ function classDataArchive(
     };
   } catch {
     return undefined;
+  }
+}
+
+/** Deletes half-written archives of JVMs that were killed with their daemon. */
+function removeAbandonedArchives(cacheDir: string): void {
+  for (const name of readdirSync(cacheDir)) {
+    const pid = /\.jsa\.(\d+)\.tmp$/.exec(name)?.[1];
+    if (pid && !isProcessAlive(Number(pid))) rmSync(join(cacheDir, name), { force: true });
   }
 }
 
