@@ -1,4 +1,58 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { BigQuery } from '@google-cloud/bigquery';
+import { PassThroughClient } from 'google-auth-library';
+
 import type { TableField } from '../../src/local/bigquery/schema.js';
+import type { BigQueryService } from '../../src/local/bigquery/service.js';
+import { bigqueryServiceFactory } from '../../src/local/bigquery/service.js';
+import type { RunningHost } from '../../src/local/host.js';
+import { openHost } from '../../src/local/host.js';
+import { silentLogger } from '../../src/log.js';
+
+export const PROJECT = 'cymbal-test';
+
+export interface LocalBigQuery {
+  host: RunningHost;
+  bigquery: BigQuery;
+  service: BigQueryService;
+  close(): Promise<void>;
+}
+
+export function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), 'cymbal-bq-'));
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** A local cloud with only BigQuery, on a free port, its data in `dir`. */
+export async function startBigQuery(dir: string): Promise<LocalBigQuery> {
+  const host = await openHost({
+    dataDir: dir,
+    port: 0,
+    // BigQuery never talks to Pub/Sub.
+    pubsubHost: '127.0.0.1:1',
+    projectId: PROJECT,
+    log: silentLogger,
+    factories: [bigqueryServiceFactory],
+  });
+  const bigquery = new BigQuery({
+    projectId: PROJECT,
+    apiEndpoint: host.endpoint,
+    // No credentials locally: skip the metadata-server probe that would delay every call.
+    authClient: new PassThroughClient(),
+  });
+  return {
+    host,
+    bigquery,
+    service: host.cloud.service<BigQueryService>('bigquery'),
+    close: () => host.close(),
+  };
+}
 
 /** The lab's e-commerce event schema (Part 1), as the lab creates it. */
 export const eventSchema: TableField[] = [
@@ -172,3 +226,28 @@ export const trackingSchema: TableField[] = [
     ],
   },
 ];
+
+export interface TableMeta {
+  numRows?: string;
+  description?: string;
+  labels?: Record<string, string>;
+  timePartitioning?: unknown;
+  schema: { fields: TableField[] };
+}
+
+export interface JobMeta {
+  status: { state: string };
+  statistics: {
+    query: {
+      statementType?: string;
+      numDmlAffectedRows?: string;
+      schema?: { fields: TableField[] };
+    };
+  };
+}
+
+/** A resource's metadata with a type: the client declares it `any`. */
+export async function metadataOf<T>(resource: { getMetadata(): Promise<unknown> }): Promise<T> {
+  const [metadata] = (await resource.getMetadata()) as [T];
+  return metadata;
+}

@@ -348,6 +348,11 @@ class Rewriter {
         }
         return this.raw(`date_sub(${sqlString(unit.toLowerCase())}, ${arg(1)}, ${arg(0)})`);
       }
+      case 'DATE_ADD':
+      case 'DATE_SUB':
+        // DuckDB's DATE + INTERVAL is a TIMESTAMP; BigQuery keeps a DATE.
+        if (args.length !== 2) return undefined;
+        return this.raw(`CAST(${arg(0)} ${base === 'DATE_ADD' ? '+' : '-'} ${arg(1)} AS DATE)`);
       case 'TIMESTAMP_MILLIS':
         return this.raw(`CAST(make_timestamp(CAST(${arg(0)} AS BIGINT) * 1000) AS TIMESTAMPTZ)`);
       case 'TIMESTAMP_MICROS':
