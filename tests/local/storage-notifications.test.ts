@@ -226,6 +226,42 @@ describe('Cloud Storage notifications to Pub/Sub', () => {
     expect(videos[0]?.data).toBe('');
   });
 
+  it('sends OBJECT_ARCHIVE where versioning keeps the old generation', async () => {
+    const [versioned] = await storage.createBucket(`${PROJECT}_archive`, {
+      versioning: { enabled: true },
+    });
+    await versioned.createNotification('gcs-notification-topic');
+    const mine = (): Received[] => all.filter((m) => m.attributes.bucketId === versioned.name);
+
+    await versioned.file('take.mp4').save('first', { resumable: false });
+    const [first] = await versioned.file('take.mp4').getMetadata();
+    await versioned.file('take.mp4').save('second', { resumable: false });
+    const [second] = await versioned.file('take.mp4').getMetadata();
+    const archive = await until('the archive of the first take', () =>
+      mine().find((m) => m.attributes.eventType === 'OBJECT_ARCHIVE'),
+    );
+    expect(archive.attributes).toMatchObject({
+      objectGeneration: first.generation,
+      overwrittenByGeneration: second.generation,
+    });
+    expect(JSON.parse(archive.data)).toHaveProperty('timeDeleted');
+
+    // Deleting the live object archives it too; deleting a noncurrent generation removes it.
+    await versioned.file('take.mp4').delete();
+    await versioned.file('take.mp4', { generation: Number(first.generation) }).delete();
+    await until('the archive and the delete', () => (mine().length >= 5 ? mine() : undefined));
+    const events = mine().map((m) => `${m.attributes.eventType} ${m.attributes.objectGeneration}`);
+    expect(events.sort()).toEqual(
+      [
+        `OBJECT_FINALIZE ${first.generation}`,
+        `OBJECT_FINALIZE ${second.generation}`,
+        `OBJECT_ARCHIVE ${first.generation}`,
+        `OBJECT_ARCHIVE ${second.generation}`,
+        `OBJECT_DELETE ${first.generation}`,
+      ].sort(),
+    );
+  });
+
   it('keeps configs across a restart and deletes them on request', async () => {
     await host.close();
     await openCloud();

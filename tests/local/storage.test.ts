@@ -233,6 +233,34 @@ describe('local Cloud Storage', () => {
     ).rejects.toMatchObject({ code: 412 });
   });
 
+  it('keeps noncurrent generations in a bucket with versioning', async () => {
+    const [versioned] = await storage.createBucket('lab-versioned', {
+      versioning: { enabled: true },
+    });
+    const [bucketMeta] = await versioned.getMetadata();
+    expect(bucketMeta.versioning).toEqual({ enabled: true });
+    const file = versioned.file('v.txt');
+    await file.save('one', { resumable: false });
+    const [one] = await file.getMetadata();
+    await file.save('two', { resumable: false });
+
+    const old = versioned.file('v.txt', { generation: Number(one.generation) });
+    const [oldContent] = await old.download();
+    expect(oldContent.toString()).toBe('one');
+    const [oldMeta] = await old.getMetadata();
+    expect(oldMeta.timeDeleted).toBeDefined();
+
+    await file.delete();
+    expect((await file.exists())[0]).toBe(false);
+    const [versions] = await versioned.getFiles({ versions: true });
+    expect(versions.map((f) => f.name)).toEqual(['v.txt', 'v.txt']);
+    const [current] = await versioned.getFiles();
+    expect(current).toHaveLength(0);
+    await expect(versioned.delete()).rejects.toMatchObject({ code: 409 });
+    await versioned.deleteFiles({ versions: true });
+    await versioned.delete();
+  });
+
   it('patches metadata and bumps the metageneration', async () => {
     const file = bucket.file('meta.txt');
     await file.save('m', { resumable: false, metadata: { metadata: { a: '1', b: '2' } } });

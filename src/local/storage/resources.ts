@@ -10,6 +10,8 @@ export interface BucketRecord {
   locationType: string;
   storageClass: string;
   labels: Record<string, string>;
+  /** Keep replaced and deleted objects as noncurrent generations. */
+  versioning?: { enabled: boolean };
   timeCreated: string;
   updated: string;
   metageneration: number;
@@ -39,6 +41,8 @@ export interface ObjectRecord {
   crc32c: string;
   timeCreated: string;
   updated: string;
+  /** Set on a noncurrent generation: when it stopped being live. */
+  timeDeleted?: string;
   metadata?: Record<string, string>;
   contentEncoding?: string;
   contentDisposition?: string;
@@ -107,6 +111,7 @@ export function objectResource(endpoint: string, o: ObjectRecord): ObjectResourc
     if (field !== 'contentType' && o[field] !== undefined) resource[field] = o[field];
   }
   if (o.metadata && Object.keys(o.metadata).length > 0) resource.metadata = { ...o.metadata };
+  if (o.timeDeleted) resource.timeDeleted = o.timeDeleted;
   return resource;
 }
 
@@ -129,6 +134,7 @@ export function bucketResource(
     storageClass: b.storageClass,
     etag: etagOf(b.metageneration, 0),
     ...(Object.keys(b.labels).length > 0 ? { labels: { ...b.labels } } : {}),
+    ...(b.versioning ? { versioning: { ...b.versioning } } : {}),
     iamConfiguration: {
       uniformBucketLevelAccess: { enabled: true },
       publicAccessPrevention: 'inherited',

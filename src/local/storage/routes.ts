@@ -63,6 +63,7 @@ export function storageRoutes(storage: StorageService): Route[] {
         ...(typeof body.location === 'string' ? { location: body.location } : {}),
         ...(typeof body.storageClass === 'string' ? { storageClass: body.storageClass } : {}),
         ...(isStringMap(body.labels) ? { labels: body.labels } : {}),
+        ...(versioningOf(body) ? { versioning: versioningOf(body) } : {}),
       });
       return ok(storage.renderBucket(bucket));
     }),
@@ -139,6 +140,7 @@ export function storageRoutes(storage: StorageService): Route[] {
         ...optional('startOffset', r.query.get('startOffset')),
         ...optional('endOffset', r.query.get('endOffset')),
         ...(maxResults !== undefined ? { maxResults } : {}),
+        ...(r.query.get('versions') === 'true' ? { versions: true } : {}),
       };
       const { items, prefixes, nextPageToken } = storage.listObjects(p(r, 'bucket'), options);
       return ok({
@@ -212,6 +214,8 @@ async function patchBucket(
       }
     }
     if (typeof body.storageClass === 'string') b.storageClass = body.storageClass;
+    const versioning = versioningOf(body);
+    if (versioning) b.versioning = versioning;
   });
   return ok(storage.renderBucket(bucket));
 }
@@ -481,6 +485,12 @@ function header(r: LocalRequest, name: string): string | undefined {
 function stringField(resource: ObjectResource, key: string): string | undefined {
   const value = resource[key];
   return typeof value === 'string' ? value : undefined;
+}
+
+function versioningOf(body: Record<string, unknown>): { enabled: boolean } | undefined {
+  const versioning = body.versioning as { enabled?: unknown } | undefined | null;
+  if (!versioning || typeof versioning !== 'object') return undefined;
+  return { enabled: versioning.enabled === true };
 }
 
 function isStringMap(value: unknown): value is Record<string, string> {

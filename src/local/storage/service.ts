@@ -98,11 +98,12 @@ export class StorageService implements LocalService {
   status(): Promise<ServiceStatus> {
     const resources: ResourceLine[] = [];
     for (const bucket of this.store.listBuckets()) {
-      const { count, bytes } = this.store.objectCount(bucket.name);
+      const { count, noncurrent, bytes } = this.store.objectCount(bucket.name);
+      const versions = noncurrent > 0 ? ` (+${noncurrent} noncurrent)` : '';
       resources.push({
         kind: 'bucket',
         name: bucket.name,
-        detail: `${count} object${count === 1 ? '' : 's'}, ${formatBytes(bytes)}`,
+        detail: `${count} object${count === 1 ? '' : 's'}${versions}, ${formatBytes(bytes)}`,
       });
       for (const n of bucket.notifications) {
         resources.push({
@@ -204,8 +205,10 @@ export class StorageService implements LocalService {
     name: string,
     options: { preconditions?: Preconditions; generation?: number } = {},
   ): Promise<void> {
-    const deleted = await this.store.deleteObject(bucket, name, options);
-    await this.notify(bucket, [{ eventType: 'OBJECT_DELETE', object: deleted }]);
+    const { object, archived } = await this.store.deleteObject(bucket, name, options);
+    await this.notify(bucket, [
+      { eventType: archived ? 'OBJECT_ARCHIVE' : 'OBJECT_DELETE', object },
+    ]);
   }
 
   listObjects(
@@ -376,14 +379,20 @@ export class StorageService implements LocalService {
   }
 }
 
+/**
+ * A finalize, and for an object that replaced another the end of the old one: OBJECT_ARCHIVE
+ * where versioning kept it as noncurrent, OBJECT_DELETE where it is gone, as Google sends them.
+ */
 function finalizeEvents(committed: Committed): StorageEvent[] {
-  const { object, replaced } = committed;
+  const { object, replaced, archived } = committed;
   if (!replaced) return [{ eventType: 'OBJECT_FINALIZE', object }];
-  // Buckets here keep no noncurrent versions, so a replaced object is deleted, as Google does
-  // in a bucket without versioning; OBJECT_ARCHIVE is accepted in filters but never sent.
   return [
     { eventType: 'OBJECT_FINALIZE', object, overwroteGeneration: replaced.generation },
-    { eventType: 'OBJECT_DELETE', object: replaced, overwrittenByGeneration: object.generation },
+    {
+      eventType: archived ? 'OBJECT_ARCHIVE' : 'OBJECT_DELETE',
+      object: replaced,
+      overwrittenByGeneration: object.generation,
+    },
   ];
 }
 

@@ -85,6 +85,8 @@ export interface ListOptions {
   maxResults?: number;
   startOffset?: string;
   endOffset?: string;
+  /** Include noncurrent generations. */
+  versions?: boolean;
 }
 
 export interface ListResult {
@@ -97,6 +99,8 @@ export interface ListResult {
 export interface Committed {
   object: ObjectRecord;
   replaced?: ObjectRecord;
+  /** True when `replaced` was kept as a noncurrent generation (a bucket with versioning). */
+  archived: boolean;
 }
 
 const BUCKET_NAME = /^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/;
@@ -105,6 +109,8 @@ const DEFAULT_PAGE_SIZE = 1000;
 export class ObjectStore {
   private readonly buckets = new Map<string, BucketRecord>();
   private readonly objects = new Map<string, Map<string, ObjectRecord>>();
+  /** Noncurrent generations kept by buckets with versioning, oldest first, by name. */
+  private readonly noncurrent = new Map<string, Map<string, ObjectRecord[]>>();
   private readonly queue = new SerialQueue();
   private lastGeneration = 0;
 
@@ -128,27 +134,41 @@ export class ObjectStore {
       if (!existsSync(bucketFile)) continue;
       const bucket = JSON.parse(await readFile(bucketFile, 'utf8')) as BucketRecord;
       this.buckets.set(bucket.name, bucket);
-      this.objects.set(bucket.name, await this.loadObjects(bucket.name));
+      const { live, old } = await this.loadObjects(bucket.name);
+      this.objects.set(bucket.name, live);
+      this.noncurrent.set(bucket.name, old);
     }
   }
 
-  private async loadObjects(bucket: string): Promise<Map<string, ObjectRecord>> {
+  private async loadObjects(
+    bucket: string,
+  ): Promise<{ live: Map<string, ObjectRecord>; old: Map<string, ObjectRecord[]> }> {
     const dir = this.objectsDir(bucket);
     await mkdir(dir, { recursive: true });
     const files = await readdir(dir);
-    const records = new Map<string, ObjectRecord>();
+    const live = new Map<string, ObjectRecord>();
+    const archived: ObjectRecord[] = [];
     for (const file of files.filter((f) => f.endsWith('.json'))) {
       const record = JSON.parse(await readFile(join(dir, file), 'utf8')) as ObjectRecord;
-      records.set(record.name, record);
+      if (record.timeDeleted) archived.push(record);
+      else live.set(record.name, record);
       this.lastGeneration = Math.max(this.lastGeneration, record.generation);
     }
-    const referenced = new Set([...records.values()].map((r) => r.dataFile));
+    const old = new Map<string, ObjectRecord[]>();
+    for (const record of archived.sort((a, b) => a.generation - b.generation)) {
+      // A crash between archiving a generation and writing its successor leaves it twice.
+      if (live.get(record.name)?.generation === record.generation) continue;
+      old.set(record.name, [...(old.get(record.name) ?? []), record]);
+    }
+    const referenced = new Set(
+      [...live.values(), ...[...old.values()].flat()].map((r) => r.dataFile),
+    );
     for (const file of files) {
       if (file.endsWith('.json') || referenced.has(file)) continue;
       this.log.debug('removing %s/%s left by an interrupted write', bucket, file);
       await rm(join(dir, file), { force: true });
     }
-    return records;
+    return { live, old };
   }
 
   // ---- buckets ------------------------------------------------------------------------------
@@ -187,6 +207,7 @@ export class ObjectStore {
         name,
         location: (fields.location ?? 'US').toUpperCase(),
         locationType: fields.locationType ?? 'multi-region',
+        ...(fields.versioning ? { versioning: { enabled: fields.versioning.enabled } } : {}),
         storageClass: fields.storageClass ?? 'STANDARD',
         labels: fields.labels ?? {},
         timeCreated: now,
@@ -199,6 +220,7 @@ export class ObjectStore {
       await writeJsonAtomic(this.bucketFile(name), bucket);
       this.buckets.set(name, bucket);
       this.objects.set(name, new Map());
+      this.noncurrent.set(name, new Map());
       return bucket;
     });
   }
@@ -225,7 +247,8 @@ export class ObjectStore {
   deleteBucket(name: string): Promise<void> {
     return this.queue.run(async () => {
       this.bucket(name);
-      if ((this.objects.get(name)?.size ?? 0) > 0) {
+      const versions = [...(this.noncurrent.get(name)?.values() ?? [])].flat().length;
+      if ((this.objects.get(name)?.size ?? 0) + versions > 0) {
         throw new ApiError('ABORTED', 'The bucket you tried to delete is not empty.', {
           reason: 'conflict',
         });
@@ -235,21 +258,30 @@ export class ObjectStore {
       await rename(join(this.root, 'buckets', name), doomed);
       this.buckets.delete(name);
       this.objects.delete(name);
+      this.noncurrent.delete(name);
       await rm(doomed, { recursive: true, force: true });
     });
   }
 
   // ---- objects ------------------------------------------------------------------------------
 
-  /** The live object, checked against the preconditions and an optional generation. */
+  /**
+   * The live object, or with `generation` that generation (live or noncurrent), checked against
+   * the preconditions.
+   */
   object(
     bucket: string,
     name: string,
     options: { preconditions?: Preconditions; generation?: number } = {},
   ): ObjectRecord {
-    const object = this.objectsOf(bucket).get(name);
-    if (!object || (options.generation !== undefined && options.generation !== object.generation))
-      throw noSuchObject(bucket, name);
+    const live = this.objectsOf(bucket).get(name);
+    const object =
+      options.generation === undefined || live?.generation === options.generation
+        ? live
+        : this.versionsOf(bucket)
+            .get(name)
+            ?.find((o) => o.generation === options.generation);
+    if (!object) throw noSuchObject(bucket, name);
     if (options.preconditions) checkPreconditions(options.preconditions, object);
     return object;
   }
@@ -258,11 +290,14 @@ export class ObjectStore {
     return this.objectsOf(bucket).get(name);
   }
 
-  objectCount(bucket: string): { count: number; bytes: number } {
+  /** Live objects, noncurrent generations, and the bytes of both. */
+  objectCount(bucket: string): { count: number; noncurrent: number; bytes: number } {
     let bytes = 0;
     const objects = this.objectsOf(bucket);
     for (const o of objects.values()) bytes += o.size;
-    return { count: objects.size, bytes };
+    const old = [...this.versionsOf(bucket).values()].flat();
+    for (const o of old) bytes += o.size;
+    return { count: objects.size, noncurrent: old.length, bytes };
   }
 
   dataPath(object: ObjectRecord): string {
@@ -310,10 +345,13 @@ export class ObjectStore {
         };
         applyFields(object, { ...fields, contentType: object.contentType });
         await rename(file, this.dataPath(object));
+        const archived =
+          replaced && this.versioned(bucket) ? await this.archive(replaced, now) : undefined;
         await writeJsonAtomic(join(this.objectsDir(bucket), `${key}.json`), object);
         objects.set(name, object);
+        if (archived) return { object, replaced: archived, archived: true };
         if (replaced) await rm(this.dataPath(replaced), { force: true });
-        return replaced ? { object, replaced } : { object };
+        return replaced ? { object, replaced, archived: false } : { object, archived: false };
       } catch (error) {
         await rm(file, { force: true });
         throw error;
@@ -340,19 +378,65 @@ export class ObjectStore {
     });
   }
 
+  /**
+   * Deletes the live object, or with `generation` that generation. In a bucket with versioning,
+   * deleting the live object without naming its generation keeps it as noncurrent (`archived`).
+   */
   deleteObject(
     bucket: string,
     name: string,
     options: { preconditions?: Preconditions; generation?: number } = {},
-  ): Promise<ObjectRecord> {
+  ): Promise<{ object: ObjectRecord; archived: boolean }> {
     return this.queue.run(async () => {
       const object = this.object(bucket, name, options);
-      await rm(join(this.objectsDir(bucket), `${objectKey(name)}.json`), { force: true });
-      await syncDirectory(this.objectsDir(bucket));
-      this.objectsOf(bucket).delete(name);
+      const dir = this.objectsDir(bucket);
+      const key = objectKey(name);
+      if (object.timeDeleted) {
+        await rm(join(dir, `${key}.${object.generation}.json`), { force: true });
+        const left = (this.versionsOf(bucket).get(name) ?? []).filter((o) => o !== object);
+        if (left.length > 0) this.versionsOf(bucket).set(name, left);
+        else this.versionsOf(bucket).delete(name);
+      } else if (options.generation === undefined && this.versioned(bucket)) {
+        const archived = await this.archive(object, new Date().toISOString());
+        await rm(join(dir, `${key}.json`), { force: true });
+        await syncDirectory(dir);
+        this.objectsOf(bucket).delete(name);
+        return { object: archived, archived: true };
+      } else {
+        await rm(join(dir, `${key}.json`), { force: true });
+        this.objectsOf(bucket).delete(name);
+      }
+      await syncDirectory(dir);
       await rm(this.dataPath(object), { force: true });
-      return object;
+      return { object, archived: false };
     });
+  }
+
+  /** Keeps `object` as a noncurrent generation; its data file stays where it is. */
+  private async archive(object: ObjectRecord, when: string): Promise<ObjectRecord> {
+    const archived: ObjectRecord = { ...object, timeDeleted: when };
+    const key = objectKey(object.name);
+    await writeJsonAtomic(
+      join(this.objectsDir(object.bucket), `${key}.${object.generation}.json`),
+      archived,
+    );
+    const versions = this.versionsOf(object.bucket);
+    versions.set(object.name, [...(versions.get(object.name) ?? []), archived]);
+    return archived;
+  }
+
+  private versioned(bucket: string): boolean {
+    return this.bucket(bucket).versioning?.enabled === true;
+  }
+
+  private versionsOf(bucket: string): Map<string, ObjectRecord[]> {
+    let versions = this.noncurrent.get(bucket);
+    if (!versions) {
+      this.objectsOf(bucket);
+      versions = new Map();
+      this.noncurrent.set(bucket, versions);
+    }
+    return versions;
   }
 
   list(bucket: string, options: ListOptions = {}): ListResult {
@@ -360,16 +444,19 @@ export class ObjectStore {
     const delimiter = options.delimiter || undefined;
     const limit = Math.max(1, Math.min(options.maxResults ?? DEFAULT_PAGE_SIZE, DEFAULT_PAGE_SIZE));
     const after = options.pageToken ? decodePageToken(options.pageToken) : undefined;
-    const names = [...this.objectsOf(bucket).keys()].sort(compareNames);
+    const records = [...this.objectsOf(bucket).values()];
+    if (options.versions) records.push(...[...this.versionsOf(bucket).values()].flat());
+    records.sort((a, b) => compareNames(a.name, b.name) || a.generation - b.generation);
     const items: ObjectRecord[] = [];
     const prefixes: string[] = [];
     let last: PageMark | undefined;
-    for (const name of names) {
+    for (const record of records) {
+      const name = record.name;
       if (!name.startsWith(prefix)) continue;
       if (options.startOffset !== undefined && compareNames(name, options.startOffset) < 0)
         continue;
       if (options.endOffset !== undefined && compareNames(name, options.endOffset) >= 0) continue;
-      if (after && !isAfter(name, after)) continue;
+      if (after && !isAfter(record, after)) continue;
       if (last?.kind === 'prefix' && name.startsWith(last.value)) continue;
       if (items.length + prefixes.length >= limit) {
         return { items, prefixes, ...(last ? { nextPageToken: encodePageToken(last) } : {}) };
@@ -380,8 +467,8 @@ export class ObjectStore {
         prefixes.push(common);
         last = { kind: 'prefix', value: common };
       } else {
-        items.push(this.objectsOf(bucket).get(name) as ObjectRecord);
-        last = { kind: 'name', value: name };
+        items.push(record);
+        last = { kind: 'name', value: name, generation: record.generation };
       }
     }
     return { items, prefixes };
@@ -411,6 +498,8 @@ export class ObjectStore {
 interface PageMark {
   kind: 'name' | 'prefix';
   value: string;
+  /** Set when listing versions: the generation last returned under `value`. */
+  generation?: number;
 }
 
 function encodePageToken(mark: PageMark): string {
@@ -427,9 +516,11 @@ function decodePageToken(token: string): PageMark {
   throw invalidArgument(`Invalid pageToken "${token}": pass the nextPageToken of a listing.`);
 }
 
-function isAfter(name: string, mark: PageMark): boolean {
-  if (mark.kind === 'prefix' && name.startsWith(mark.value)) return false;
-  return compareNames(name, mark.value) > 0;
+function isAfter(record: ObjectRecord, mark: PageMark): boolean {
+  if (mark.kind === 'prefix' && record.name.startsWith(mark.value)) return false;
+  const order = compareNames(record.name, mark.value);
+  if (order === 0 && mark.generation !== undefined) return record.generation > mark.generation;
+  return order > 0;
 }
 
 /** Cloud Storage lists names in the lexicographic order of their UTF-8 bytes. */
