@@ -15,7 +15,7 @@ import {
 } from './daemon-info.js';
 import type { RunningHost } from './host.js';
 import type { RunningEmulator } from './pubsub/emulator.js';
-import { DEFAULT_PUBSUB_PORT, startEmulator } from './pubsub/emulator.js';
+import { DEFAULT_PUBSUB_PORT, killEmulatorOf, startEmulator } from './pubsub/emulator.js';
 import { isProcessAlive } from './supervisor.js';
 
 /**
@@ -94,7 +94,9 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
       } catch (error) {
         log.error('stopping services: %s', errorMessage(error));
       }
-      await emulator?.stop();
+      if (emulator) await emulator.stop();
+      // Stopped while the JVM was starting: end it through its pid file.
+      else await killEmulatorOf(paths.dir, log);
       removeFile(paths.lock);
       log.info('stopped');
       process.exit(exitCode);

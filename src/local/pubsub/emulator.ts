@@ -117,6 +117,8 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
     restart: { initialDelayMs: 1_000, maxRestarts: 5 },
     log,
   });
+  // Named at once, so that a daemon stopped while the JVM starts can still find and end it.
+  supervisor.on('spawn', (pid) => writeFileSync(pidFile, `${pid}\n`));
   const started = Date.now();
   try {
     await supervisor.start({
@@ -127,7 +129,6 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
   } catch (error) {
     throw explainStartFailure(error, supervisor);
   }
-  writeFileSync(pidFile, `${supervisor.pid}\n`);
   log.debug('emulator answering on %s after %d ms', host, Date.now() - started);
 
   const resourcesFile = join(dir, 'resources.json');
@@ -176,7 +177,6 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
         if (Date.now() > deadline || supervisor.state !== 'running') return;
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
-      if (supervisor.pid) writeFileSync(pidFile, `${supervisor.pid}\n`);
       const last = loadResources(resourcesFile);
       if (last) await restore(host, last, log);
       restarting = false;
@@ -222,6 +222,11 @@ function explainStartFailure(error: unknown, supervisor: Supervisor): unknown {
     });
   }
   return error;
+}
+
+/** Ends an emulator JVM that a daemon of this data directory started, if one still runs. */
+export async function killEmulatorOf(dataDir: string, log: Logger): Promise<void> {
+  await killOrphan(join(dataDir, 'pubsub', 'emulator.pid'), log);
 }
 
 /**
