@@ -1,6 +1,50 @@
-import { pendingOperations } from '../steps/pending.js';
-import type { StepDefinition } from '../steps/types.js';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+
 import { videoBucket } from '../config.js';
+import { check, expectThat, waitUntil } from '../steps/kit.js';
+import type { Check, StepContext, StepDefinition } from '../steps/types.js';
+import { sampleVideos, splitVideo } from './videos.js';
+
+async function md5Of(file: string): Promise<string> {
+  return createHash('md5')
+    .update(await readFile(file))
+    .digest('base64');
+}
+
+/** The object's MD5 in the bucket, or undefined when it is not there. */
+async function remoteMd5(ctx: StepContext, name: string): Promise<string | undefined> {
+  const file = ctx.clients.storage.bucket(videoBucket(ctx.config)).file(name);
+  const [found] = await file.exists();
+  if (!found) return undefined;
+  const [metadata] = await file.getMetadata();
+  return metadata.md5Hash;
+}
+
+/** What to upload: each clip, or with --split its 5-second parts. */
+async function uploads(
+  ctx: StepContext,
+): Promise<{ files: Array<{ path: string; name: string }>; cleanup: () => Promise<void> }> {
+  const clips = await sampleVideos(ctx.assetsRoot);
+  if (!ctx.options.split) {
+    return {
+      files: clips.map((path) => ({ path, name: basename(path) })),
+      cleanup: async () => undefined,
+    };
+  }
+  const cleanups: Array<() => Promise<void>> = [];
+  const files: Array<{ path: string; name: string }> = [];
+  for (const clip of clips) {
+    const { parts, cleanup } = await splitVideo(clip);
+    cleanups.push(cleanup);
+    files.push(...parts.map((path) => ({ path, name: basename(path) })));
+  }
+  return { files, cleanup: async () => void (await Promise.all(cleanups.map((c) => c()))) };
+}
+
+/** The name rows carry: split parts `name~N.mp4` are stitched back to `name.mp4`. */
+export const tableName = (name: string): string => name.replace(/~\d+(\.[^.]+)$/, '$1');
 
 export const uploadVideos: StepDefinition = {
   part: 2,
@@ -8,10 +52,92 @@ export const uploadVideos: StepDefinition = {
   title: 'Upload the sample videos',
   explain:
     'Uploading a video is all it takes to start the analysis: the bucket notification tells ' +
-    'the pipeline. Long videos can be split into 5-second parts first, which the pipeline ' +
-    'analyses in parallel and stitches back together by name.',
-  commands: (c) => [`gsutil cp sample-data/videos/*.mp4 gs://${videoBucket(c)}/`],
+    'the pipeline. With --split each video is cut into 5-second parts first, as the lab does, ' +
+    'which the pipeline analyses side by side and stitches back together by name.',
+  commands: (c) => [`gcloud storage cp sample-data/videos/*.mp4 gs://${videoBucket(c)}/`],
   needs: ['videoJobId'],
   outputs: ['videosUploaded'],
-  ...pendingOperations('Part 2 step 6'),
+
+  async plan(ctx) {
+    const { files, cleanup } = await uploads(ctx);
+    try {
+      const items = [];
+      for (const file of files) {
+        const same = (await remoteMd5(ctx, file.name)) === (await md5Of(file.path));
+        items.push({
+          action: same ? ('keep' as const) : ('create' as const),
+          resource: `gs://${videoBucket(ctx.config)}/${file.name}`,
+        });
+      }
+      return items;
+    } finally {
+      await cleanup();
+    }
+  },
+
+  async ensure(ctx) {
+    const bucket = ctx.clients.storage.bucket(videoBucket(ctx.config));
+    const { files, cleanup } = await uploads(ctx);
+    try {
+      const progress = ctx.progress('uploading videos', files.length);
+      for (const file of files) {
+        // An identical object is left alone: a second upload would be analysed a second time.
+        if ((await remoteMd5(ctx, file.name)) === (await md5Of(file.path))) {
+          ctx.log.debug(`${file.name} is already in the bucket`);
+        } else {
+          await bucket.upload(file.path, { destination: file.name, contentType: 'video/mp4' });
+          ctx.log.info(`uploaded ${file.name}`);
+        }
+        progress.tick();
+      }
+      progress.done();
+      return { videosUploaded: files.map((f) => f.name).join(',') };
+    } finally {
+      await cleanup();
+    }
+  },
+
+  async verify(ctx) {
+    const c = ctx.config;
+    const names = (ctx.outputs.videosUploaded ?? '').split(',').filter(Boolean);
+    const checks: Check[] = [];
+    for (const name of names) {
+      checks.push(
+        await check(`gs://${videoBucket(c)}/${name}`, async () => {
+          expectThat((await remoteMd5(ctx, name)) !== undefined, 'not in the bucket');
+          return 'uploaded';
+        }),
+      );
+    }
+    for (const name of new Set(names.map(tableName))) {
+      checks.push(
+        await check(`rows for ${name}`, async () => {
+          const rows = await waitUntil(
+            `rows for ${name}`,
+            async () => {
+              const [found] = await ctx.clients.bigquery.query({
+                query: `SELECT COUNT(*) AS n, COUNT(DISTINCT entity) AS entities FROM \`${c.project}.${c.videoDataset}.${c.videoTable}\` WHERE file_name = @name`,
+                params: { name },
+              });
+              const row = found[0] as { n: number; entities: number };
+              return Number(row.n) > 0 ? row : undefined;
+            },
+            {
+              timeoutMs: ctx.target.kind === 'local' ? 180_000 : 900_000,
+              intervalMs: 1_000,
+              signal: ctx.signal,
+            },
+          );
+          return `${rows.n} rows, ${rows.entities} entities`;
+        }),
+      );
+    }
+    return checks;
+  },
+
+  async teardown(ctx) {
+    const names = (ctx.outputs.videosUploaded ?? '').split(',').filter(Boolean);
+    const bucket = ctx.clients.storage.bucket(videoBucket(ctx.config));
+    for (const name of names) await bucket.file(name).delete({ ignoreNotFound: true });
+  },
 };
