@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 
+import { localEnvironment } from '../cloud/target.js';
 import { LabError, errorMessage } from '../errors.js';
 import type { Operation } from '../steps/engine.js';
 import { LAB_STEPS, findStep, stepsOfPart } from '../steps/registry.js';
@@ -21,6 +22,7 @@ import {
 } from './render.js';
 import type { GlobalFlags } from './session.js';
 import { PACKAGE_ROOT, Session } from './session.js';
+import type { AnnotateCliOptions } from '../vision/cli.js';
 
 interface RunFlags extends StepOptions {
   all?: boolean;
@@ -306,6 +308,26 @@ export function buildProgram(): Command {
       log: session.log,
     };
   });
+
+  program
+    .command('annotate <video>')
+    .description('track objects in a video file or gs:// object and summarize them')
+    .option('--json <file>', "write the annotations in the Video Intelligence API's shape")
+    .option('--preview <file>', 'draw the tracks: a contact sheet (.png) or a video (.mp4)')
+    .option('--model <name>', 'the detection model (coco-ssd)')
+    .action(async (video: string, flags: AnnotateCliOptions, command: Command) => {
+      await withSession(command, async (session) => {
+        if (video.startsWith('gs://')) {
+          // The object is read with the Storage client of the configured target.
+          await session.prepareTarget();
+          for (const [key, value] of Object.entries(localEnvironment(session.target))) {
+            process.env[key] ??= value;
+          }
+        }
+        const { runAnnotate } = await import('../vision/cli.js');
+        await runAnnotate(video, flags, session.log);
+      });
+    });
 
   program
     .command('guide')
