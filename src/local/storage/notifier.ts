@@ -45,6 +45,8 @@ const TOPIC = /^\/\/pubsub\.googleapis\.com\/(projects\/[^/]+\/topics\/[^/]+)$/;
 /** How long an API call waits for its notifications before answering anyway. */
 const DELIVERY_WAIT_MS = 5_000;
 const MAX_BACKOFF_MS = 30_000;
+/** How long a topic may be missing before its messages are dropped. */
+const TOPIC_GRACE_MS = 60_000;
 
 /** `//pubsub.googleapis.com/projects/P/topics/T` to `projects/P/topics/T`, or a 400. */
 export function topicPath(topic: string): string {
@@ -75,6 +77,7 @@ export class Notifier {
   private backoffMs = 0;
   private wake: (() => void) | undefined;
   private published = 0;
+  private readonly missingSince = new Map<string, number>();
   private dropped = 0;
   private sequence = 0;
 
@@ -216,7 +219,7 @@ export class Notifier {
       results.forEach((result, i) => {
         const message = batch[i] as OutboxMessage;
         if (result.status === 'fulfilled') this.settle(message);
-        else if (isTopicGone(result.reason)) {
+        else if (isTopicGone(result.reason) && this.goneForGood(message)) {
           this.log.warn(
             'dropping a notification for %s: the topic no longer exists',
             message.topic,
@@ -253,7 +256,18 @@ export class Notifier {
     });
   }
 
+  /**
+   * A missing topic may only be missing for a moment: after the emulator restarts, the daemon
+   * creates the saved topics again. A message is dropped once its topic stayed missing a while.
+   */
+  private goneForGood(message: OutboxMessage): boolean {
+    const since = this.missingSince.get(message.id) ?? Date.now();
+    this.missingSince.set(message.id, since);
+    return Date.now() - since >= TOPIC_GRACE_MS;
+  }
+
   private settle(message: OutboxMessage, published = true): void {
+    this.missingSince.delete(message.id);
     if (published) this.published += 1;
     else this.dropped += 1;
     void rm(join(this.dir, `${message.id}.json`), { force: true });

@@ -172,9 +172,12 @@ export class ResumableUploads {
           `The upload holds ${session.received} bytes, more than its declared size ${total}.`,
         );
       }
+      // With a known total the object is complete when it is all there; with `bytes A-*/*` (or
+      // no range) when this request's body ended.
       const complete =
-        (range.start !== undefined && range.open) ||
-        (range.total !== undefined && session.received === range.total);
+        total !== undefined
+          ? session.received === total && (range.start !== undefined || range.total !== undefined)
+          : range.start !== undefined && range.open;
       if (!complete) return { done: false, received: session.received };
       const checksums = session.checksums
         ? session.checksums.digest()

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { copyFile, open } from 'node:fs/promises';
+import { copyFile, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 
@@ -195,9 +195,20 @@ export class StorageService implements LocalService {
       ...(options.metadata ? { metadata: options.metadata } : {}),
     };
     const file = this.store.temporaryPath();
-    const checksums = new ChecksumAccumulator();
-    await receiveToFile(source, file, { checksums });
-    return this.commitFile(bucket, name, file, checksums, fields, options.preconditions ?? {});
+    try {
+      const checksums = new ChecksumAccumulator();
+      await receiveToFile(source, file, { checksums });
+      return await this.commitFile(
+        bucket,
+        name,
+        file,
+        checksums,
+        fields,
+        options.preconditions ?? {},
+      );
+    } finally {
+      await rm(file, { force: true });
+    }
   }
 
   async deleteObject(
