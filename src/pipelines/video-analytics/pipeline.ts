@@ -262,7 +262,7 @@ export class VideoAnalyticsPipeline {
     let written = 0;
     if (stage !== 'written' && rows.length > 0 && this.sink) {
       const rejected = await this.sink.write(
-        rows.map((r) => ({ insertId: r.insertId, json: r.row })),
+        rows.map((r) => ({ insertId: r.insertId, json: JSON.stringify(r.row) })),
       );
       for (const { errors } of rejected) {
         log.error('BigQuery rejected a row of %s: %s', video.uri, insertErrorMessage(errors));
