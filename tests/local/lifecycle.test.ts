@@ -178,6 +178,29 @@ describe('local cloud lifecycle', () => {
     expect((error as LabError).hint).toContain('cymbal-lab config set localPort PORT');
   });
 
+  it("passes on the daemon's own explanation when it cannot start", async () => {
+    const dir = newStateDir();
+    const previous = process.env.CYMBAL_LAB_PUBSUB_EMULATOR;
+    process.env.CYMBAL_LAB_PUBSUB_EMULATOR = join(dir, 'no-emulator-here');
+    try {
+      const error = await ensureLocalCloud({
+        stateDir: dir,
+        port: 0,
+        pubsubPort: 0,
+        projectId,
+        log: silentLogger,
+      }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(LabError);
+      expect((error as LabError).message).toContain('no-emulator-here');
+      expect((error as LabError).hint).toContain('gcloud components install pubsub-emulator');
+      expect(existsSync(daemonPaths(dir).info)).toBe(false);
+      expect(existsSync(daemonPaths(dir).lock)).toBe(false);
+    } finally {
+      if (previous === undefined) delete process.env.CYMBAL_LAB_PUBSUB_EMULATOR;
+      else process.env.CYMBAL_LAB_PUBSUB_EMULATOR = previous;
+    }
+  });
+
   it('is not fooled by a daemon.json left by a daemon that died', async () => {
     const dir = newStateDir();
     const paths = daemonPaths(dir);
