@@ -192,7 +192,9 @@ export async function* decodeFrames(
   }
   const code = await exited;
   options.signal?.throwIfAborted();
-  if (code !== 0 || index === 0) {
+  // ffmpeg often exits 0 on a truncated or damaged stream, after saying so on stderr.
+  const damaged = /partial file|Invalid data found|Invalid NAL unit|corrupt/i.test(stderr);
+  if (code !== 0 || index === 0 || damaged) {
     const detail = stderr.trim().split('\n').slice(-3).join(' ') || `ffmpeg exited with ${code}`;
     throw new VideoError(
       'corrupt',

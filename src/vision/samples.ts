@@ -147,7 +147,7 @@ async function readRgb(
 async function encode(
   output: string,
   args: string[],
-  frames?: AsyncIterable<Buffer>,
+  frames?: Iterable<Buffer>,
 ): Promise<void> {
   const child = spawn(ffmpegPath(), ['-v', 'error', '-y', ...args, output], {
     stdio: [frames ? 'pipe' : 'ignore', 'ignore', 'pipe'],
@@ -161,7 +161,7 @@ async function encode(
     );
   });
   if (frames && child.stdin) {
-    for await (const frame of frames) {
+    for (const frame of frames) {
       if (!child.stdin.write(frame)) await new Promise((r) => child.stdin?.once('drain', r));
     }
     child.stdin.end();
@@ -200,7 +200,7 @@ export async function makeCrossing(sourceDir: string, outDir: string): Promise<G
   };
   const step = fps / sampleFps;
 
-  async function* frames(): AsyncGenerator<Buffer> {
+  function* frames(): Generator<Buffer> {
     for (let index = 0; index < fps * seconds; index++) {
       const t = index / fps;
       const canvas = Buffer.from(background);

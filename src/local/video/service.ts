@@ -216,7 +216,8 @@ export class VideoService implements LocalService {
 
   private async writeOutput(outputUri: string, response: AnyJson): Promise<void> {
     const { bucket, name } = parseGsUri(outputUri);
-    const { '@type': _type, ...body } = response;
+    const body: Record<string, unknown> = { ...response };
+    delete body['@type'];
     await this.cloud
       .service<StorageService>(STORAGE_SERVICE)
       .writeObject(bucket, name, JSON.stringify(body), { contentType: 'application/json' });
@@ -264,7 +265,8 @@ function progress(inputUri: string, percent: number, started: string): AnyJson {
 
 /** In batch mode the API sets `segment` and leaves `trackId` (streaming only) unset. */
 function asBatchAnnotation(annotation: ObjectTrackingAnnotation): object {
-  const { trackId: _trackId, ...batch } = annotation;
+  const batch: Partial<ObjectTrackingAnnotation> = { ...annotation };
+  delete batch.trackId;
   return batch;
 }
 
