@@ -6,6 +6,7 @@ import type { Table } from '@google-cloud/bigquery';
 
 import type { Clients } from '../../src/cloud/clients.js';
 import { createClients } from '../../src/cloud/clients.js';
+import { errorMessage } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { bigqueryServiceFactory } from '../../src/local/bigquery/service.js';
 import type { DataflowService, DataflowServiceOptions } from '../../src/local/dataflow/service.js';
@@ -133,7 +134,9 @@ export async function subscription(clients: Clients, name: string, ackSeconds = 
 }
 
 export async function eventTable(clients: Clients, dataset: string, table: string): Promise<Table> {
-  const [ds] = await clients.bigquery.dataset(dataset).get({ autoCreate: true });
+  const ds = clients.bigquery.dataset(dataset);
+  const [exists] = await ds.exists();
+  if (!exists) await ds.create();
   const [created] = await ds.createTable(table, { schema: EVENT_SCHEMA });
   return created;
 }
@@ -163,7 +166,7 @@ export async function jobState(clients: Clients, jobId: string): Promise<string>
 /** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
 export async function waitFor<T>(
   what: string,
-  check: () => Promise<T | undefined>,
+  check: () => T | undefined | Promise<T | undefined>,
   timeoutMs = 20_000,
   intervalMs = 100,
 ): Promise<T> {
@@ -177,7 +180,7 @@ export async function waitFor<T>(
       last = error;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+      throw new Error(`timed out waiting for ${what}${last ? `: ${errorMessage(last)}` : ''}`);
     }
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }

@@ -64,7 +64,7 @@ describe('local Dataflow: a job survives its process and the local cloud', () =>
       await new Promise((resolve) => setTimeout(resolve, 30));
     }
     expect(killed).toBe(true);
-    const secondPid = await waitFor('a new process', async () => {
+    const secondPid = await waitFor('a new process', () => {
       const pid = cloud.dataflow.engine.pidOf(jobId);
       return pid && pid !== firstPid ? pid : undefined;
     });

@@ -84,7 +84,7 @@ describe('local Dataflow: the JavaScript UDF', () => {
     expect(JSON.parse(String(thrown?.payloadString))).toMatchObject({ seq: 1, kind: 'throw' });
     expect(String(thrown?.stacktrace)).toContain('udf/test.js');
 
-    const metrics = await waitFor('the drops to be counted', async () => {
+    const metrics = await waitFor('the drops to be counted', () => {
       const m = cloud.dataflow.engine.metrics(jobId);
       return m && m.dropped === 2 && m.elementsWritten === 3 ? m : undefined;
     });

@@ -146,7 +146,7 @@ describe('UDF in a worker thread', () => {
 
   it('keeps the event loop free while a call loops', async () => {
     const udf = await start(
-      async () => `function process(s) { if (s === 'loop') for (;;) {} return s; }`,
+      () => Promise.resolve(`function process(s) { if (s === 'loop') for (;;) {} return s; }`),
       300,
     );
     let ticks = 0;
@@ -159,10 +159,11 @@ describe('UDF in a worker thread', () => {
 
   it('fails only the call that exhausts the memory limit, then carries on in a new worker', async () => {
     const udf = await start(
-      async () => `function process(s) {
+      () =>
+        Promise.resolve(`function process(s) {
         if (s === 'hog') { const keep = []; for (;;) keep.push(new Array(100000).fill(s)); }
         return s;
-      }`,
+      }`),
       5000,
     );
     const outcomes = await udf.transform(['"a"', 'hog', '"b"']);
@@ -172,7 +173,7 @@ describe('UDF in a worker thread', () => {
 
   it('reloads a changed source and keeps the old one when the new one does not compile', async () => {
     let source = `function process(s) { return '"v1"'; }`;
-    const udf = await start(async () => source);
+    const udf = await start(() => Promise.resolve(source));
     expect(await udf.transform(['{}'])).toEqual([{ kind: 'output', json: '"v1"' }]);
     source = `function process(s) { return '"v2"'; }`;
     expect(await udf.reload()).toBe(true);
@@ -184,9 +185,7 @@ describe('UDF in a worker thread', () => {
 
   it('refuses to start when the source cannot be read', async () => {
     await expect(
-      start(async () => {
-        throw new Error('No such object: b/udf.js');
-      }),
+      start(() => Promise.reject(new Error('No such object: b/udf.js'))),
     ).rejects.toThrow(/Could not read the UDF gs:\/\/b\/udf.js: No such object/);
   });
 });

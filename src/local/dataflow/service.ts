@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 
 import type { LocalRequest, Reply, Route } from '../http.js';
-import { invalidArgument } from '../http.js';
+import { ApiError, invalidArgument } from '../http.js';
 import type { LocalCloud, LocalService, ServiceStatus } from '../service.js';
 import type { ListFilter } from './engine.js';
 import { DataflowEngine } from './engine.js';
@@ -140,7 +140,7 @@ export function createDataflowService(
     {
       method: 'PUT',
       path: new RegExp(`${PROJECT}${LOCATION}${JOB}$`),
-      handler: async (request) => {
+      handler: answer(async (request) => {
         const { project = '', location, job = '' } = request.params;
         const body = request.json<{ requestedState?: unknown }>();
         const requested = parseJobState(body.requestedState);
@@ -152,7 +152,7 @@ export function createDataflowService(
         }
         const record = await engine.requestState(project, location, job, requested);
         return { json: jobJson(record, request) };
-      },
+      }),
     },
     {
       method: 'GET',
@@ -216,9 +216,22 @@ interface FlexParameters extends LaunchParameters {
   containerSpec?: unknown;
 }
 
-/** A synchronous handler as a route handler; a throw becomes a rejected promise. */
-function answer(handle: (request: LocalRequest) => Reply): Route['handler'] {
-  return (request) => Promise.resolve().then(() => handle(request));
+/**
+ * A synchronous handler as a route handler. An ApiError is answered as `google.rpc.Status` JSON
+ * (`code`, `message`, `status`): the gax clients decode the error body as that message, and the
+ * JSON APIs' extra `errors` list would make them fail to read the status.
+ */
+function answer(handle: (request: LocalRequest) => Reply | Promise<Reply>): Route['handler'] {
+  return (request) =>
+    Promise.resolve()
+      .then(() => handle(request))
+      .catch((error: unknown) => {
+        if (!(error instanceof ApiError)) throw error;
+        return {
+          status: error.httpStatus,
+          json: { error: { code: error.httpStatus, message: error.message, status: error.status } },
+        };
+      });
 }
 
 function strings(map: Record<string, unknown> | undefined): Record<string, string> {

@@ -266,7 +266,8 @@ export class PubSubToBigQueryPipeline {
         dead.push(toDead(message, deadLetterRow(message, converted.error, payload)));
         return;
       }
-      rows.push({ insertId: message.messageId, json: converted.row });
+      // The text goes to BigQuery as it is: it parsed as one JSON object.
+      rows.push({ insertId: message.messageId, json: outcome.json });
       byInsertId.set(message.messageId, message);
     });
 
@@ -274,9 +275,8 @@ export class PubSubToBigQueryPipeline {
     for (const { row, errors } of rejected) {
       const message = byInsertId.get(row.insertId);
       if (!message) continue;
-      const text = JSON.stringify(row.json);
       const cause = failure(insertErrorMessage(errors));
-      dead.push(toDead(message, deadLetterRow(message, cause, text)));
+      dead.push(toDead(message, deadLetterRow(message, cause, row.json)));
     }
     if (dead.length > 0 && this.deadLetter) {
       const lost = await this.deadLetter.write(dead);
@@ -312,5 +312,5 @@ export class PubSubToBigQueryPipeline {
 }
 
 function toDead(message: ReceivedMessage, record: DeadLetterRow): SinkRow {
-  return { insertId: message.messageId, json: record };
+  return { insertId: message.messageId, json: JSON.stringify(record) };
 }

@@ -79,10 +79,10 @@ export class UdfSandbox {
       });
     } catch (error) {
       // Errors raised inside the context are of its own classes: describe, don't rethrow.
-      const e = error as { name?: unknown; message?: unknown };
-      throw new Error(
-        `${options.filename} does not run: ${String(e?.name ?? 'Error')}: ${String(e?.message ?? error)}`,
-      );
+      const e = error as { name?: unknown; message?: unknown } | null;
+      const name = typeof e?.name === 'string' ? e.name : 'Error';
+      const message = typeof e?.message === 'string' ? e.message : 'the script failed';
+      throw new Error(`${options.filename} does not run: ${name}: ${message}`, { cause: error });
     }
     const kind = new Script(
       `typeof globalThis[${JSON.stringify(options.functionName)}]`,

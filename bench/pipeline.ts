@@ -1,0 +1,293 @@
+/**
+ * How fast the local "Pub/Sub Subscription to BigQuery" job moves events from the Pub/Sub
+ * emulator into a BigQuery table, and how long an event takes from publish to visible.
+ *
+ *     node dist/bench/pipeline.js [bulk=100000] [rate=4000] [seconds=15]
+ *
+ * It starts a real local cloud daemon in a temporary state directory (as `cymbal-lab local start`
+ * does), so the daemon (BigQuery on DuckDB, Dataflow), the job's own process, the emulator's JVM
+ * and this process (publisher and observer) share the machine as they would in the lab.
+ *
+ * - bulk: `bulk` events (about 500 bytes each, lab-style purchase events) wait in the
+ *   subscription before the job is launched; the figure is events per second from the job
+ *   reporting RUNNING until the last row is visible in the table.
+ * - rate: the job runs; events are published at `rate` per second for `seconds`; every 50 ms the
+ *   observer asks the table for the rows it has not seen yet. Latency is publish call to the
+ *   first query that returns the row, so it includes up to 50 ms of polling granularity.
+ *   `rate=0` skips this part; several rates can be given as `4000,8000`.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import type { Table } from '@google-cloud/bigquery';
+import type { Topic } from '@google-cloud/pubsub';
+
+import type { Clients } from '../src/cloud/clients.js';
+import { createClients } from '../src/cloud/clients.js';
+import { silentLogger } from '../src/log.js';
+import { ensureLocalCloud, stopLocalCloud } from '../src/local/lifecycle.js';
+import { freePort } from '../src/local/pubsub/emulator.js';
+import { percentile } from '../src/pipelines/pubsub-to-bigquery/metrics.js';
+
+const PROJECT = 'cymbal-bench';
+const REGION = 'us-central1';
+const TEMPLATE = `gs://dataflow-templates-${REGION}/latest/PubSub_Subscription_to_BigQuery`;
+const POLL_MS = 50;
+
+const SCHEMA = {
+  fields: [
+    { name: 'event_datetime', type: 'TIMESTAMP', mode: 'NULLABLE' },
+    { name: 'event', type: 'STRING', mode: 'REQUIRED' },
+    { name: 'user_id', type: 'STRING', mode: 'REQUIRED' },
+    { name: 'client_id', type: 'STRING', mode: 'NULLABLE' },
+    { name: 'page', type: 'STRING', mode: 'NULLABLE' },
+    { name: 'seq', type: 'INTEGER', mode: 'NULLABLE' },
+    {
+      name: 'ecommerce',
+      type: 'RECORD',
+      mode: 'NULLABLE',
+      fields: [
+        {
+          name: 'purchase',
+          type: 'RECORD',
+          mode: 'NULLABLE',
+          fields: [
+            { name: 'transaction_id', type: 'STRING', mode: 'NULLABLE' },
+            { name: 'currency', type: 'STRING', mode: 'NULLABLE' },
+            { name: 'value', type: 'FLOAT', mode: 'NULLABLE' },
+            {
+              name: 'items',
+              type: 'RECORD',
+              mode: 'REPEATED',
+              fields: [
+                { name: 'item_name', type: 'STRING', mode: 'NULLABLE' },
+                { name: 'item_id', type: 'INTEGER', mode: 'NULLABLE' },
+                { name: 'item_price', type: 'FLOAT', mode: 'NULLABLE' },
+                { name: 'quantity', type: 'INTEGER', mode: 'NULLABLE' },
+              ],
+            },
+          ],
+        },
+      ],
+    },
+  ],
+};
+
+function event(seq: number): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      event_datetime: '2020-11-16 22:59:59',
+      event: 'purchase',
+      user_id: `UID${seq % 5000}`,
+      client_id: `CID${seq % 7919}`,
+      page: 'https://cymbal-direct.example/checkout',
+      seq,
+      ecommerce: {
+        purchase: {
+          transaction_id: `T${seq}`,
+          currency: 'EUR',
+          value: 35.43,
+          items: [
+            {
+              item_name: 'Donut Friday Scented T-Shirt',
+              item_id: 67890,
+              item_price: 33.75,
+              quantity: 1,
+            },
+            { item_name: 'Android Baby Tee', item_id: 12345, item_price: 1.68, quantity: 1 },
+          ],
+        },
+      },
+    }),
+  );
+}
+
+const out = (line = ''): boolean => process.stdout.write(`${line}\n`);
+
+async function setUp(
+  clients: Clients,
+  name: string,
+): Promise<{ topic: Topic; sub: string; table: Table }> {
+  const [topic] = await clients.pubsub.createTopic(`${name}-topic`, {});
+  const [sub] = await topic.createSubscription(`${name}-sub`, { ackDeadlineSeconds: 20 });
+  const dataset = clients.bigquery.dataset('bench');
+  const [exists] = await dataset.exists();
+  if (!exists) await dataset.create();
+  const [table] = await dataset.createTable(name.replace(/-/g, '_'), { schema: SCHEMA });
+  return { topic, sub: sub.name, table };
+}
+
+async function launch(clients: Clients, name: string, sub: string, table: Table): Promise<string> {
+  const [response] = await clients.templates.launchTemplate({
+    projectId: PROJECT,
+    location: REGION,
+    gcsPath: TEMPLATE,
+    launchParameters: {
+      jobName: name,
+      parameters: { inputSubscription: sub, outputTableSpec: `${PROJECT}:bench.${table.id}` },
+    },
+  });
+  const id = response.job?.id ?? '';
+  for (;;) {
+    const [job] = await clients.jobs.getJob({ projectId: PROJECT, location: REGION, jobId: id });
+    if (job.currentState === 'JOB_STATE_RUNNING') return id;
+    if (job.currentState === 'JOB_STATE_FAILED') throw new Error(`job ${name} failed`);
+    await sleep(50);
+  }
+}
+
+async function drain(clients: Clients, jobId: string): Promise<void> {
+  await clients.jobs.updateJob({
+    projectId: PROJECT,
+    location: REGION,
+    jobId,
+    job: { requestedState: 'JOB_STATE_DRAINED' },
+  });
+}
+
+async function count(clients: Clients, table: Table): Promise<number> {
+  const [rows] = await clients.bigquery.query(`SELECT COUNT(*) AS n FROM bench.${table.id}`);
+  return Number((rows[0] as { n: number }).n);
+}
+
+async function publishAll(topic: Topic, total: number): Promise<number> {
+  const publisher = topic.pubsub.topic(topic.name, {
+    batching: { maxMessages: 1000, maxMilliseconds: 20 },
+  });
+  const began = performance.now();
+  const chunk = 5000;
+  for (let start = 0; start < total; start += chunk) {
+    const sends: Promise<string>[] = [];
+    for (let seq = start; seq < Math.min(total, start + chunk); seq++) {
+      sends.push(publisher.publishMessage({ data: event(seq) }));
+    }
+    await Promise.all(sends);
+  }
+  return total / ((performance.now() - began) / 1000);
+}
+
+async function bulk(clients: Clients, total: number): Promise<void> {
+  const { topic, sub, table } = await setUp(clients, 'bulk');
+  const publishRate = await publishAll(topic, total);
+  out(`bulk: ${total} events waiting (published at ${Math.round(publishRate)}/s)`);
+  const launched = performance.now();
+  const jobId = await launch(clients, 'bench-bulk', sub, table);
+  const running = performance.now();
+  let seen = 0;
+  while (seen < total) {
+    await sleep(200);
+    seen = await count(clients, table);
+  }
+  const done = performance.now();
+  const seconds = (done - running) / 1000;
+  out(
+    `bulk: ${total} rows in ${seconds.toFixed(2)} s after RUNNING ` +
+      `(launch to RUNNING ${((running - launched) / 1000).toFixed(2)} s): ` +
+      `${Math.round(total / seconds)} events/s`,
+  );
+  await drain(clients, jobId);
+}
+
+async function atRate(clients: Clients, rate: number, seconds: number): Promise<void> {
+  const name = `rate-${rate}`;
+  const { topic, sub, table } = await setUp(clients, name);
+  const jobId = await launch(clients, `bench-${name}`, sub, table);
+  const publisher = topic.pubsub.topic(topic.name, {
+    batching: { maxMessages: 500, maxMilliseconds: 5 },
+  });
+  const total = rate * seconds;
+  const sentAt = new Float64Array(total);
+  const seenAt = new Float64Array(total);
+  let published = 0;
+  const began = performance.now();
+  const publishing = (async () => {
+    const tickMs = 10;
+    while (published < total) {
+      const due = Math.min(total, Math.floor(((performance.now() - began) / 1000) * rate));
+      for (; published < due; published++) {
+        sentAt[published] = performance.now();
+        void publisher.publishMessage({ data: event(published) });
+      }
+      await sleep(tickMs);
+    }
+    await publisher.flush();
+  })();
+
+  // Reads the rows not yet seen, by the lowest sequence number not yet seen.
+  let low = 0;
+  let seenCount = 0;
+  const deadline = began + seconds * 1000 + 30_000;
+  while (seenCount < total && performance.now() < deadline) {
+    const [rows] = await clients.bigquery.query(
+      `SELECT seq FROM bench.${table.id} WHERE seq >= ${low}`,
+    );
+    const now = performance.now();
+    for (const row of rows as { seq: number | string }[]) {
+      const seq = Number(row.seq);
+      if (seenAt[seq] === 0) {
+        seenAt[seq] = now;
+        seenCount++;
+      }
+    }
+    while (low < total && seenAt[low] !== 0) low++;
+    await sleep(POLL_MS);
+  }
+  await publishing;
+  const elapsed = (performance.now() - began) / 1000;
+  const latencies: number[] = [];
+  for (let i = 0; i < total; i++)
+    if (seenAt[i]) latencies.push((seenAt[i] ?? 0) - (sentAt[i] ?? 0));
+  latencies.sort((a, b) => a - b);
+  const last = latencies.length > 0 ? Math.max(...Array.from(seenAt)) : began;
+  out(
+    `rate ${rate}/s for ${seconds} s: ${seenCount}/${total} rows visible, ` +
+      `${Math.round(seenCount / ((last - began) / 1000))} events/s end to end ` +
+      `(${elapsed.toFixed(1)} s), publish-to-visible p50 ${percentile(latencies, 0.5).toFixed(0)} ms, ` +
+      `p99 ${percentile(latencies, 0.99).toFixed(0)} ms, max ${(latencies[latencies.length - 1] ?? 0).toFixed(0)} ms`,
+  );
+  await drain(clients, jobId);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function main(): Promise<void> {
+  const bulkCount = Number(process.argv[2] ?? 100_000);
+  const rates = String(process.argv[3] ?? '4000')
+    .split(',')
+    .map(Number)
+    .filter((r) => r > 0);
+  const seconds = Number(process.argv[4] ?? 15);
+  const stateDir = mkdtempSync(join(tmpdir(), 'cymbal-bench-pipeline-'));
+  const [port, pubsubPort] = [await freePort(), await freePort()];
+  const endpoints = await ensureLocalCloud({
+    stateDir,
+    port,
+    pubsubPort,
+    projectId: PROJECT,
+    log: silentLogger,
+  });
+  const clients = createClients({
+    kind: 'local',
+    projectId: PROJECT,
+    region: REGION,
+    local: endpoints,
+  });
+  try {
+    if (bulkCount > 0) await bulk(clients, bulkCount);
+    for (const rate of rates) await atRate(clients, rate, seconds);
+  } finally {
+    await clients.close();
+    await stopLocalCloud(stateDir);
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(
+    `${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
+  process.exitCode = 1;
+});
