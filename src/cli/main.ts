@@ -172,6 +172,7 @@ export function buildProgram(): Command {
       'Walks through the Cymbal Direct data-analytics lab, step by step, on a local cloud or on Google Cloud.',
     )
     .version(version)
+    .usage('[options] [command]')
     .addOption(new Option('--target <target>', 'where to run').choices(['local', 'gcp']))
     .option('--project <id>', 'Google Cloud project id')
     .option('--region <region>', 'region (default us-central1)')
@@ -336,6 +337,21 @@ export function buildProgram(): Command {
       await withSession(command, (session) => runGuided(session));
     });
 
+  // With no command: the guided mode for a person at a terminal, the help for everyone else.
+  program
+    .argument('[command]')
+    .action(async (unknown: string | undefined, _flags: unknown, command: Command) => {
+      if (unknown !== undefined) {
+        throw new LabError(`"${unknown}" is not a cymbal-lab command.`, {
+          hint: 'Run `cymbal-lab --help` to list them.',
+        });
+      }
+      const flags = globals(command);
+      if (process.stdin.isTTY && process.stdout.isTTY && !flags.yes && !flags.json) {
+        await withSession(command, (session) => runGuided(session));
+      } else program.outputHelp();
+    });
+
   return program;
 }
 
@@ -345,13 +361,6 @@ export async function main(argv: string[]): Promise<number> {
   program.exitOverride();
   const args = argv.slice(2);
   try {
-    if (args.length === 0) {
-      if (process.stdin.isTTY && process.stdout.isTTY) args.push('guide');
-      else {
-        program.outputHelp();
-        return 0;
-      }
-    }
     await program.parseAsync(['node', 'cymbal-lab', ...args]);
     return 0;
   } catch (error) {

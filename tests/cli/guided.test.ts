@@ -4,6 +4,7 @@ import { join } from 'node:path';
 
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 
+import { runCli } from './run-cli.js';
 import { Terminal, keys } from './terminal.js';
 
 let cwd: string;
@@ -52,4 +53,35 @@ describe('the guided mode', () => {
     terminal.press(keys.up, keys.enter);
     expect(await terminal.exited).toBe(0);
   });
+
+  it('runs a step with its checks and resumes at the next one', async () => {
+    // Free ports, so the test never meets a local cloud that is already running.
+    expect(runCli(cwd, ['config', 'set', 'localPort', '0']).code).toBe(0);
+    expect(runCli(cwd, ['config', 'set', 'pubsubPort', '0']).code).toBe(0);
+    expect(runCli(cwd, ['config', 'set', 'target', 'local']).code).toBe(0);
+    try {
+      terminal = new Terminal(cwd, ['guide']);
+      await terminal.waitFor(/Which part\?/);
+      terminal.press(keys.enter);
+      await terminal.waitFor(/Part 1 · step 1 of 8[\s\S]*what next\?/);
+      terminal.press(keys.enter);
+      // Run starts the local cloud, enables the APIs, then verifies with a tick per check.
+      const ran = await terminal.waitFor(/Part 1 · step 2 of 8[\s\S]*what next\?/, 90_000);
+      expect(ran).toMatch(/✔ API bigquery\.googleapis\.com: enabled/);
+      expect(ran).toMatch(/Containerize the ingest app with Cloud Build/);
+      terminal.press(keys.up, keys.enter);
+      expect(await terminal.exited).toBe(0);
+      expect(state().steps['1.1']).toMatchObject({ status: 'done', lastVerifyOk: true });
+
+      terminal = new Terminal(cwd, ['guide']);
+      await terminal.waitFor(/Which part\?/);
+      terminal.press(keys.enter);
+      const resumed = await terminal.waitFor(/what next\?/);
+      expect(resumed).toMatch(/Part 1 · step 2 of 8/);
+      terminal.press(keys.up, keys.enter);
+      expect(await terminal.exited).toBe(0);
+    } finally {
+      runCli(cwd, ['local', 'stop']);
+    }
+  }, 120_000);
 });
