@@ -61,11 +61,11 @@ describe('Cloud Storage notifications to Pub/Sub', () => {
   let videos: Received[];
   const subscriptions: Subscription[] = [];
 
-  const openCloud = async (): Promise<void> => {
+  const openCloud = async (pubsubHost = emulator.host): Promise<void> => {
     host = await openHost({
       dataDir: join(dir, 'cloud'),
       port: 0,
-      pubsubHost: emulator.host,
+      pubsubHost,
       projectId: PROJECT,
       log: silentLogger,
       factories: [storageServiceFactory],
@@ -261,6 +261,23 @@ describe('Cloud Storage notifications to Pub/Sub', () => {
       ].sort(),
     );
   });
+
+  it('keeps notifications in its outbox while Pub/Sub is unreachable and sends them later', async () => {
+    await host.close();
+    // Nothing listens on 127.0.0.1:9 (discard): every publish fails.
+    await openCloud('127.0.0.1:9');
+    const started = Date.now();
+    await bucket.file('while-down.mp4').save('queued', { resumable: false });
+    expect(Date.now() - started).toBeLessThan(10_000);
+    await host.close();
+    expect(all.some((m) => m.attributes.objectId === 'while-down.mp4')).toBe(false);
+
+    await openCloud();
+    const late = await until('the queued finalize', () =>
+      all.find((m) => m.attributes.objectId === 'while-down.mp4'),
+    );
+    expect(late.attributes.eventType).toBe('OBJECT_FINALIZE');
+  }, 40_000);
 
   it('keeps configs across a restart and deletes them on request', async () => {
     await host.close();

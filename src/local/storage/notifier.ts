@@ -137,17 +137,23 @@ export class Notifier {
     for (const message of messages) {
       await writeJsonAtomic(join(this.dir, `${message.id}.json`), message);
     }
-    const delivered = Promise.all(
-      messages.map((m) => new Promise<void>((resolve) => this.waiters.set(m.id, resolve))),
-    );
+    // While the emulator is failing, answer at once: the outbox keeps the messages.
+    const failing = this.backoffMs > 0;
+    const delivered = failing
+      ? undefined
+      : Promise.all(
+          messages.map((m) => new Promise<void>((resolve) => this.waiters.set(m.id, resolve))),
+        );
     this.pending.push(...messages);
     this.pump();
+    if (!delivered) return;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, DELIVERY_WAIT_MS);
     });
     await Promise.race([delivered, timeout]);
     clearTimeout(timer);
+    for (const m of messages) this.waiters.delete(m.id);
   }
 
   async close(): Promise<void> {
