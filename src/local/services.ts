@@ -1,4 +1,6 @@
+import { artifactRegistryFactory } from './artifactregistry/service.js';
 import { bigqueryServiceFactory } from './bigquery/service.js';
+import { buildFactory } from './build/service.js';
 import { dataflowService } from './dataflow/service.js';
 import { operationsFactory } from './operations.js';
 import { pubsubService } from './pubsub/service.js';
@@ -16,6 +18,10 @@ export const serviceFactories: ServiceFactory[] = [
   storageServiceFactory,
   // First: Run, Build, Artifact Registry and Video Intelligence keep their operations here.
   operationsFactory,
+  // The image registry Build pushes to and Run pulls from, with its Docker repositories.
+  artifactRegistryFactory,
+  // Builds source archives from Storage into images in the registry.
+  buildFactory,
   // Records which APIs a project turned on; needs the operations store.
   serviceUsageFactory,
   // Reports the emulator's topics, subscriptions and memory; it serves no routes.
