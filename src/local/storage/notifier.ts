@@ -45,6 +45,8 @@ const TOPIC = /^\/\/pubsub\.googleapis\.com\/(projects\/[^/]+\/topics\/[^/]+)$/;
 /** How long an API call waits for its notifications before answering anyway. */
 const DELIVERY_WAIT_MS = 5_000;
 const MAX_BACKOFF_MS = 30_000;
+/** How long a topic lookup may take before the emulator counts as unreachable. */
+const LOOKUP_TIMEOUT_MS = 5_000;
 /** How long a topic may be missing before its messages are dropped. */
 const TOPIC_GRACE_MS = 60_000;
 
@@ -113,8 +115,13 @@ export class Notifier {
 
   /** True when the topic exists in the emulator; throws when the emulator does not answer. */
   async topicExists(topic: string): Promise<boolean> {
-    const [exists] = await this.topic(topic).exists();
-    return exists;
+    try {
+      await this.topic(topic).getMetadata({ timeout: LOOKUP_TIMEOUT_MS });
+      return true;
+    } catch (error) {
+      if (isTopicGone(error)) return false;
+      throw error;
+    }
   }
 
   /**
