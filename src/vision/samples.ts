@@ -144,11 +144,7 @@ async function readRgb(
   return stdout;
 }
 
-async function encode(
-  output: string,
-  args: string[],
-  frames?: Iterable<Buffer>,
-): Promise<void> {
+async function encode(output: string, args: string[], frames?: Iterable<Buffer>): Promise<void> {
   const child = spawn(ffmpegPath(), ['-v', 'error', '-y', ...args, output], {
     stdio: [frames ? 'pipe' : 'ignore', 'ignore', 'pipe'],
   });
