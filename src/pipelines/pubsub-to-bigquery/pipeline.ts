@@ -107,7 +107,7 @@ export class PubSubToBigQueryPipeline {
       subscriber: this.config.subscriber,
       subscription: options.inputSubscription.name,
       log,
-      concurrentPulls: this.config.concurrentPulls ?? 4,
+      concurrentPulls: this.config.concurrentPulls ?? 8,
       maxOutstanding: this.config.maxOutstanding ?? 20_000,
       onMessages: (messages) => this.accept(messages),
       onFatal: (error) => this.fail(error),

@@ -40,8 +40,8 @@ export interface SourceOptions {
 
 /** The pull's deadline; the emulator answers an empty pull 1 s before it. */
 const PULL_TIMEOUT_MS = 2000;
-const ACK_FLUSH_MS = 10;
-const ACK_CHUNK = 2500;
+const ACK_FLUSH_MS = 25;
+const ACK_CHUNK = 2000;
 const LEASE_CHECK_MS = 2000;
 const LEASE_EXTENSION_SECONDS = 60;
 /** Held longer than this, a message's ack deadline is extended. */
@@ -62,7 +62,7 @@ export class PubSubSource {
   private readonly maxOutstanding: number;
 
   constructor(private readonly options: SourceOptions) {
-    this.concurrentPulls = options.concurrentPulls ?? 4;
+    this.concurrentPulls = options.concurrentPulls ?? 8;
     this.maxMessages = options.maxMessagesPerPull ?? 1000;
     this.maxOutstanding = options.maxOutstanding ?? 20_000;
   }
