@@ -13,7 +13,7 @@ import { VideoError } from './decode.js';
 import { entityFor } from './entities.js';
 import { MODEL_NAME } from './model.js';
 import { DetectorPool } from './pool.js';
-import { writePreview } from './preview.js';
+import { previewKind, writePreview } from './preview.js';
 
 /**
  * `cymbal-lab annotate <file|gs://...>`: object tracking on one video, on this machine, with
@@ -43,6 +43,7 @@ export async function runAnnotate(
       hint: 'The model that ships with cymbal-lab is coco-ssd (COCO-SSD, lite MobileNet v2).',
     });
   }
+  if (options.preview) previewKind(options.preview);
   const work = mkdtempSync(join(tmpdir(), 'cymbal-annotate-'));
   const pool = new DetectorPool();
   try {

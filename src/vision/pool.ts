@@ -50,6 +50,11 @@ export class DetectorPool {
     this.modelDir = options.modelDir ?? defaultModelDir();
   }
 
+  /** True once every worker has died or failed to start; such a pool must be replaced. */
+  get broken(): boolean {
+    return this.failure !== undefined || this.closed;
+  }
+
   /** Verifies the model and starts the workers; resolves when every worker has loaded it. */
   start(): Promise<void> {
     this.started ??= this.spawn();

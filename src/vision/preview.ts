@@ -19,6 +19,17 @@ const PREVIEW_WIDTH = 480;
 const SHEET_COLUMNS = 4;
 const SHEET_FRAMES = 12;
 
+/** The preview's format from its file name; a LabError for anything but .png and .mp4. */
+export function previewKind(output: string): '.png' | '.mp4' {
+  const kind = extname(output).toLowerCase();
+  if (kind !== '.png' && kind !== '.mp4') {
+    throw new LabError(
+      `Cannot write a preview as ${output}: name it .png (a contact sheet) or .mp4 (a video).`,
+    );
+  }
+  return kind;
+}
+
 export async function writePreview(
   file: string,
   info: VideoInfo,
@@ -26,12 +37,7 @@ export async function writePreview(
   tracks: TrackResult[],
   output: string,
 ): Promise<void> {
-  const kind = extname(output).toLowerCase();
-  if (kind !== '.png' && kind !== '.mp4') {
-    throw new LabError(`Cannot write a preview as ${output}.`, {
-      hint: 'Name the preview file .png (a contact sheet) or .mp4 (a video).',
-    });
-  }
+  const kind = previewKind(output);
   const byFrame = new Map<number, { track: TrackResult; index: number }[]>();
   for (const track of tracks) {
     track.observations.forEach((o, index) => {

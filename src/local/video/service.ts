@@ -225,6 +225,10 @@ export class VideoService implements LocalService {
 
   /** The shared pool, started on first use; a pool that failed to start is replaced. */
   private async detectorPool(): Promise<DetectorPool> {
+    if (this.pool?.broken) {
+      this.log.warn('the detector threads stopped; starting new ones');
+      this.pool = undefined;
+    }
     if (!this.pool) {
       const options = {
         ...(this.options.workers ? { size: this.options.workers } : {}),
