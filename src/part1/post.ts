@@ -40,7 +40,7 @@ function reasonOf(text: string): string {
     const message = parsed.error ?? parsed.message;
     if (typeof message === 'string') return message;
     if (message && typeof message === 'object' && 'message' in message) {
-      return String((message as { message: unknown }).message);
+      return JSON.stringify(message.message);
     }
   } catch {
     // Not JSON: the text itself is the reason.

@@ -142,9 +142,8 @@ export const buckets: StepDefinition = {
     const notification = await check(`notification on ${videoBucket(ctx.config)}`, async () => {
       const found = await labNotifications(ctx);
       expectThat(found.length > 0, `none publishes to ${ctx.config.notificationTopic}`);
-      const format = String(
-        found[0]!.metadata.payload_format ?? found[0]!.metadata.payloadFormat ?? '',
-      );
+      const metadata = found[0]!.metadata as { payload_format?: string; payloadFormat?: string };
+      const format = metadata.payload_format ?? metadata.payloadFormat ?? '';
       expectThat(format === 'JSON_API_V1', `payload format ${format || 'unset'}, not JSON_API_V1`);
       return `publishes to ${ctx.config.notificationTopic} with a JSON payload`;
     });

@@ -115,9 +115,12 @@ export function formatTable(rows: Array<Record<string, unknown>>, columns?: stri
 
 function cellText(value: unknown): string {
   if (value === null || value === undefined) return 'NULL';
-  if (typeof value === 'object' && 'value' in value)
-    return String((value as { value: unknown }).value);
   if (value instanceof Date) return value.toISOString();
-  if (typeof value === 'object') return JSON.stringify(value);
-  return String(value);
+  // BigQuery's client wraps timestamps and dates in objects that carry a `value` string.
+  if (typeof value === 'object' && 'value' in value) return cellText(value.value);
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') {
+    return value.toString();
+  }
+  return JSON.stringify(value) ?? '';
 }

@@ -3,6 +3,8 @@ import { spawn } from 'node:child_process';
 
 import { BIN } from './run-cli.js';
 
+// Terminal escape sequences, which the screen text leaves out.
+// eslint-disable-next-line no-control-regex
 const ESCAPES = /\u001b\[[0-9;?]*[A-Za-z]|\u001b[()][A-Z0-9]|\r/g;
 
 export const keys = { enter: '\r', down: '\u001b[B', up: '\u001b[A' };
