@@ -57,7 +57,8 @@ describe('UDF sandbox', () => {
     const outcomes = udf.run(['"a"', 'loop', '"b"', 'loop', '"c"']);
     expect(outcomes.map((o) => o.kind)).toEqual(['output', 'failed', 'output', 'failed', 'output']);
     expect(outcomes[1]).toMatchObject({ message: 'UDF call exceeded the time limit of 100 ms.' });
-    expect(Date.now() - started).toBeLessThan(2000);
+    // Two interrupted calls of 100 ms each; generous for a busy machine.
+    expect(Date.now() - started).toBeLessThan(10_000);
   });
 
   it('gives the UDF no modules, no process, no timers and no code generation', () => {
@@ -154,7 +155,8 @@ describe('UDF in a worker thread', () => {
     const outcomes = await udf.transform(['loop', '"ok"']);
     clearInterval(timer);
     expect(outcomes.map((o) => o.kind)).toEqual(['failed', 'output']);
-    expect(ticks).toBeGreaterThan(10);
+    // The interval kept firing while the worker was stuck for at least 300 ms.
+    expect(ticks).toBeGreaterThan(3);
   });
 
   it('fails only the call that exhausts the memory limit, then carries on in a new worker', async () => {
