@@ -76,13 +76,17 @@ describe('Cloud Storage notifications to Pub/Sub', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'cymbal-storage-notify-'));
-    emulator = await startEmulator({
-      port: 0,
-      dataDir: dir,
-      log: silentLogger,
-      projectIds: [PROJECT],
-      saveIntervalMs: 0,
-    });
+    const start = (): Promise<RunningEmulator> =>
+      startEmulator({
+        port: 0,
+        dataDir: dir,
+        log: silentLogger,
+        projectIds: [PROJECT],
+        saveIntervalMs: 0,
+      });
+    // A free port can be taken by another program between the pick and the JVM's bind, which
+    // happens when many suites start emulators at once; one more try makes that harmless.
+    emulator = await start().catch(start);
     pubsub = new PubSub({ projectId: PROJECT, emulatorMode: true, apiEndpoint: emulator.host });
     for (const name of ['gcs-notification-topic', 'video-topic']) {
       const [topic] = await pubsub.createTopic(name);
