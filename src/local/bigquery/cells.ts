@@ -126,6 +126,12 @@ function scalarCell(field: TableField, value: DuckDBValue, format: TimestampForm
       if (format === 'int64') return micros.toString();
       return format === 'iso' ? isoTimestamp(micros) : floatSeconds(micros);
     }
+    case 'NUMERIC':
+    case 'BIGNUMERIC': {
+      // DuckDB prints every digit of the scale (1.500000000); BigQuery prints 1.5.
+      const text = String(value);
+      return text.includes('.') ? text.replace(/\.?0+$/, '') : text;
+    }
     case 'DATETIME': {
       const micros = microsOf(value);
       return micros === undefined ? String(value) : civilText(micros, 'T');

@@ -108,6 +108,42 @@ function scalar(field: TableField, value: unknown): Scalar {
   }
 }
 
+/** A schema compiled once per table, so checking a row allocates little beyond its output. */
+interface CompiledField {
+  field: TableField;
+  name: string;
+  lower: string;
+  record?: CompiledRecord;
+}
+
+interface CompiledRecord {
+  fields: CompiledField[];
+  exact: Set<string>;
+  lower: Map<string, CompiledField>;
+}
+
+const compiled = new WeakMap<TableField[], CompiledRecord>();
+
+function compile(fields: TableField[]): CompiledRecord {
+  const found = compiled.get(fields);
+  if (found) return found;
+  const entries = fields.map((field) => ({
+    field,
+    name: field.name,
+    lower: field.name.toLowerCase(),
+    ...(field.type === 'RECORD' ? { record: compile(field.fields ?? []) } : {}),
+  }));
+  const record: CompiledRecord = {
+    fields: entries,
+    exact: new Set(entries.map((e) => e.name)),
+    lower: new Map(entries.map((e) => [e.lower, e])),
+  };
+  compiled.set(fields, record);
+  return record;
+}
+
+const join = (path: string, name: string): string => (path ? `${path}.${name}` : name);
+
 class RowChecker {
   readonly errors: RowError[] = [];
 
@@ -118,7 +154,11 @@ class RowChecker {
     return undefined;
   }
 
-  record(fields: TableField[], value: unknown, path: string): Record<string, unknown> | undefined {
+  record(
+    schema: CompiledRecord,
+    value: unknown,
+    path: string,
+  ): Record<string, unknown> | undefined {
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       return this.fail(
         path,
@@ -126,49 +166,56 @@ class RowChecker {
       );
     }
     const input = value as Record<string, unknown>;
-    const out: Record<string, unknown> = {};
-    const known = new Map(fields.map((f) => [f.name.toLowerCase(), f]));
-    for (const key of Object.keys(input)) {
-      if (known.has(key.toLowerCase())) continue;
-      if (!this.ignoreUnknownValues)
-        this.fail(`${path}${path ? '.' : ''}${key}`, `no such field: ${key}.`);
+    // Field names match case-insensitively, as on BigQuery; exact names take the fast path.
+    let renamed: Map<string, string> | undefined;
+    for (const key in input) {
+      if (schema.exact.has(key)) continue;
+      const field = schema.lower.get(key.toLowerCase());
+      if (field) (renamed ??= new Map()).set(field.name, key);
+      else if (!this.ignoreUnknownValues) this.fail(join(path, key), `no such field: ${key}.`);
     }
-    const given = new Map(Object.keys(input).map((k) => [k.toLowerCase(), k]));
-    for (const field of fields) {
-      const key = given.get(field.name.toLowerCase());
-      const location = `${path}${path ? '.' : ''}${field.name}`;
-      const converted = this.field(field, key === undefined ? undefined : input[key], location);
-      if (converted !== undefined) out[field.name] = converted;
+    const out: Record<string, unknown> = {};
+    for (const entry of schema.fields) {
+      const key = renamed?.get(entry.name) ?? entry.name;
+      const converted = this.field(entry, input[key], path);
+      if (converted !== undefined) out[entry.name] = converted;
     }
     return out;
   }
 
-  field(field: TableField, value: unknown, location: string): unknown {
+  field(entry: CompiledField, value: unknown, path: string): unknown {
+    const field = entry.field;
     if (value === undefined || value === null) {
-      if (field.mode === 'REQUIRED') this.fail(location, `Missing required field: ${location}.`);
+      if (field.mode === 'REQUIRED') {
+        const location = join(path, entry.name);
+        this.fail(location, `Missing required field: ${location}.`);
+      }
       return field.mode === 'REPEATED' ? [] : undefined;
     }
     if (field.mode === 'REPEATED') {
       if (!Array.isArray(value)) {
+        const location = join(path, entry.name);
         return this.fail(location, `This field: ${location} is a repeated field; supply an array.`);
       }
       return value.map((item) => {
         if (item === null || item === undefined) {
+          const location = join(path, entry.name);
           return this.fail(location, `Array specified with a null element for field: ${location}.`);
         }
-        return this.one(field, item, location);
+        return this.one(entry, item, path);
       });
     }
     if (Array.isArray(value)) {
+      const location = join(path, entry.name);
       return this.fail(location, `Array specified for non-repeated field: ${location}.`);
     }
-    return this.one(field, value, location);
+    return this.one(entry, value, path);
   }
 
-  one(field: TableField, value: unknown, location: string): unknown {
-    if (field.type === 'RECORD') return this.record(field.fields ?? [], value, location);
-    const result = scalar(field, value);
-    return result.ok ? result.value : this.fail(location, result.message);
+  one(entry: CompiledField, value: unknown, path: string): unknown {
+    if (entry.record) return this.record(entry.record, value, join(path, entry.name));
+    const result = scalar(entry.field, value);
+    return result.ok ? result.value : this.fail(join(path, entry.name), result.message);
   }
 }
 
@@ -178,7 +225,7 @@ export function checkRow(
   options: { ignoreUnknownValues?: boolean },
 ): CheckedRow {
   const checker = new RowChecker(options.ignoreUnknownValues ?? false);
-  const row = checker.record(fields, json, '');
+  const row = checker.record(compile(fields), json, '');
   return checker.errors.length === 0 && row ? { row, errors: [] } : { errors: checker.errors };
 }
 

@@ -92,20 +92,23 @@ function sqlString(text: string): string {
 }
 
 /** BigQuery format elements that DuckDB's strftime/strptime spell differently. */
-function duckFormat(format: string, construct: string): string {
+type FormatUse = 'parse' | 'format' | 'format in UTC';
+
+function duckFormat(format: string, construct: string, use: FormatUse): string {
   const mapped: Record<string, string> = {
     F: '%Y-%m-%d',
     T: '%H:%M:%S',
     D: '%m/%d/%y',
     R: '%H:%M',
-    e: '%-d',
     'E*S': '%S.%f',
     E6S: '%S.%f',
     E3S: '%S.%g',
-    Ez: '%z',
     E4Y: '%Y',
   };
-  const same = new Set('aAbBcdHIjmMpSUwWyYzZ%'.split(''));
+  if (use === 'parse') Object.assign(mapped, { z: '%z', Ez: '%z' });
+  // DuckDB prints offsets as `+00`; BigQuery as `+0000` and `+00:00`. In UTC they are constant.
+  if (use === 'format in UTC') Object.assign(mapped, { z: '+0000', Ez: '+00:00', Z: 'UTC' });
+  const same = new Set('aAbBdHIjmMpSUwWyY%'.split(''));
   return format.replace(/%(E\*S|E\dS|Ez|E4Y|.)/g, (whole, element: string) => {
     const to = mapped[element];
     if (to) return to;
@@ -247,10 +250,7 @@ class Rewriter {
       case 'placeholder':
         return this.positional();
       case 'literal':
-        // A TIMESTAMP literal is absolute time: DuckDB's TIMESTAMPTZ, not its civil TIMESTAMP.
-        return body.literal_type === 'timestamp'
-          ? this.raw(`CAST(${sqlString(String(body.value))} AS TIMESTAMPTZ)`)
-          : node;
+        return this.literal(body) ?? node;
       default:
         return node;
     }
@@ -311,12 +311,12 @@ class Rewriter {
     const name = String(body.name).toUpperCase();
     const args = (body.args as Node[] | undefined) ?? [];
     const arg = (i: number): string => this.expr(args[i]);
-    const format = (construct: string): string => {
+    const format = (construct: string, use: FormatUse = 'parse'): string => {
       const text = literalString(args[0]);
       if (text === undefined) {
         throw invalidQuery(`${construct} needs a string literal format on the local BigQuery.`);
       }
-      return sqlString(duckFormat(text, construct));
+      return sqlString(duckFormat(text, construct, use));
     };
     const zoned = (construct: string, value: string, zoneIndex: number): string => {
       if (args.length <= zoneIndex) return value;
@@ -348,6 +348,20 @@ class Rewriter {
         }
         return this.raw(`date_sub(${sqlString(unit.toLowerCase())}, ${arg(1)}, ${arg(0)})`);
       }
+      case 'TIMESTAMP_TRUNC':
+      case 'DATETIME_TRUNC':
+        if (args.length > 2) {
+          throw invalidQuery(`${base} with a time zone is not supported by the local BigQuery.`);
+        }
+        return this.raw(`date_trunc(${sqlString(this.unit(args[1], base))}, ${arg(0)})`);
+      case 'FORMAT':
+        return this.format(args);
+      case 'DATE_TRUNC':
+        // DuckDB truncates a DATE to a TIMESTAMP; BigQuery's DATE_TRUNC answers a DATE.
+        if (args.length !== 2) return undefined;
+        return this.raw(
+          `CAST(date_trunc(${sqlString(this.unit(args[1], base))}, ${arg(0)}) AS DATE)`,
+        );
       case 'DATE_ADD':
       case 'DATE_SUB':
         // DuckDB's DATE + INTERVAL is a TIMESTAMP; BigQuery keeps a DATE.
@@ -362,11 +376,13 @@ class Rewriter {
       case 'PARSE_DATE':
         return this.raw(`CAST(${parse}(${arg(1)}, ${format(base)}) AS DATE)`);
       case 'FORMAT_TIMESTAMP':
-        return this.raw(`strftime(${zoned(base, arg(1), 2)}, ${format(base)})`);
+        return this.raw(
+          `strftime(${zoned(base, arg(1), 2)}, ${format(base, args.length > 2 ? 'format' : 'format in UTC')})`,
+        );
       case 'FORMAT_DATETIME':
       case 'FORMAT_DATE':
       case 'FORMAT_TIME':
-        return this.raw(`strftime(${arg(1)}, ${format(base)})`);
+        return this.raw(`strftime(${arg(1)}, ${format(base, 'format')})`);
       case 'REGEXP_CONTAINS':
         return this.raw(`regexp_matches(${arg(0)}, ${arg(1)})`);
       case 'REGEXP_EXTRACT': {
@@ -386,14 +402,67 @@ class Rewriter {
     }
   }
 
+  private literal(body: Node): Node | undefined {
+    const value = String(body.value);
+    // A TIMESTAMP literal is absolute time: DuckDB's TIMESTAMPTZ, not its civil TIMESTAMP.
+    if (body.literal_type === 'timestamp')
+      return this.raw(`CAST(${sqlString(value)} AS TIMESTAMPTZ)`);
+    // 1.5 is a FLOAT64 in BigQuery and a DECIMAL in DuckDB.
+    if (body.literal_type === 'number' && /[.eE]/.test(value)) {
+      return this.raw(`CAST(${sqlString(value)} AS DOUBLE)`);
+    }
+    return undefined;
+  }
+
+  /** BigQuery's FORMAT as DuckDB's printf, for the elements both spell the same. */
+  private format(args: Node[]): Node {
+    const text = literalString(args[0]);
+    const elements = text?.match(/%[^a-zA-Z%]*[a-zA-Z%]/g) ?? [];
+    const bad = elements.find((e) => !/^%[-+ #0]*\d*(\.\d+)?[disfxXoeEgG%]$/.test(e));
+    if (text === undefined || bad) {
+      throw invalidQuery(
+        `FORMAT ${bad ? `with ${bad}` : 'with a non-literal format'} is not supported by the local BigQuery.`,
+      );
+    }
+    return this.raw(`printf(${args.map((a) => this.expr(a)).join(', ')})`);
+  }
+
+  /** The text of a date part argument such as `MONTH`. */
+  private unit(node: Node | undefined, construct: string): string {
+    const part = (node?.var as Node | undefined)?.this ?? (node?.column as Node | undefined)?.name;
+    const text = typeof part === 'string' ? part : (part as Node | undefined)?.name;
+    if (typeof text !== 'string' || !/^[A-Za-z]+$/.test(text)) {
+      throw invalidQuery(`${construct} needs a date part such as DAY or MONTH.`);
+    }
+    if (/^WEEK$/i.test(text) || text.includes('(')) {
+      throw invalidQuery(
+        `${construct} with WEEK is not supported by the local BigQuery; use ISOWEEK.`,
+      );
+    }
+    return /^ISOWEEK$/i.test(text) ? 'week' : text.toLowerCase();
+  }
+
   private extract(body: Node): Node | undefined {
-    const field = String(body.field).toUpperCase();
+    const raw = body.field;
+    const field = (
+      typeof raw === 'string'
+        ? raw
+        : typeof raw === 'object' && raw
+          ? `${Object.keys(raw)[0] ?? ''}:${String(Object.values(raw)[0])}`
+          : ''
+    ).toUpperCase();
     if (field === 'DAYOFWEEK') return this.raw(`(dayofweek(${this.expr(body.this)}) + 1)`);
     if (field === 'WEEK')
       return this.raw(`CAST(strftime(${this.expr(body.this)}, '%U') AS BIGINT)`);
-    if (field === 'ISOWEEK') return this.raw(`week(${this.expr(body.this)})`);
-    if (field === 'ISOYEAR') return this.raw(`isoyear(${this.expr(body.this)})`);
-    if (field.startsWith('WEEK(')) {
+    if (field === 'DATE' || field === 'TIME' || field === 'DATETIME') {
+      const type = field === 'DATETIME' ? 'TIMESTAMP' : field;
+      return this.raw(`CAST(${this.expr(body.this)} AS ${type})`);
+    }
+    if (field === 'CUSTOM:ISOWEEK') return this.raw(`week(${this.expr(body.this)})`);
+    if (field === 'ISOYEAR' || field === 'CUSTOM:ISOYEAR') {
+      return this.raw(`isoyear(${this.expr(body.this)})`);
+    }
+    if (field.startsWith('WEEKWITHMODIFIER') || field.startsWith('CUSTOM:')) {
       throw invalidQuery(
         `EXTRACT(${field}) is not supported by the local BigQuery; use WEEK or ISOWEEK.`,
       );
