@@ -9,8 +9,8 @@
  * before the emulator's class-data archive exists; the later runs share a warm one. After the last
  * start the daemon idles, then its memory and the emulator JVM's memory are read apart.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { silentLogger } from '../src/log.js';
@@ -24,7 +24,20 @@ interface Run {
   label: string;
   startSeconds: number;
   stopSeconds: number;
+  /** From the daemon's log: the JVM until it answered, and the whole daemon until ready. */
+  emulatorMs?: number;
+  daemonMs?: number;
   status?: LocalCloudStatus;
+}
+
+function phases(stateDir: string): { emulatorMs?: number; daemonMs?: number } {
+  const log = readFileSync(join(stateDir, 'local', 'daemon.log'), 'utf8');
+  const emulator = /emulator answering on \S+ after (\d+) ms/.exec(log)?.[1];
+  const daemon = /ready in (\d+) ms/.exec(log)?.[1];
+  return {
+    ...(emulator ? { emulatorMs: Number(emulator) } : {}),
+    ...(daemon ? { daemonMs: Number(daemon) } : {}),
+  };
 }
 
 async function oneRun(label: string, idleSeconds: number, cacheDir?: string): Promise<Run> {
@@ -44,7 +57,7 @@ async function oneRun(label: string, idleSeconds: number, cacheDir?: string): Pr
     const stopping = performance.now();
     await stopLocalCloud(stateDir);
     const stopSeconds = (performance.now() - stopping) / 1000;
-    return { label, startSeconds, stopSeconds, ...(status ? { status } : {}) };
+    return { label, startSeconds, stopSeconds, ...phases(stateDir), ...(status ? { status } : {}) };
   } finally {
     if (cacheDir) {
       if (previousCache === undefined) delete process.env.CYMBAL_LAB_CACHE_DIR;
@@ -74,9 +87,12 @@ async function main(): Promise<void> {
   }
 
   out(`Local cloud start to ready (fresh state directory each run, target ${TARGET_SECONDS} s)`);
+  out(`  machine: ${cpus().length} cores, load average ${loadavg()[0]?.toFixed(1)} at the end`);
   for (const run of results) {
     out(
-      `  ${run.label.padEnd(36)} start ${run.startSeconds.toFixed(2)} s   stop ${run.stopSeconds.toFixed(2)} s`,
+      `  ${run.label.padEnd(36)} start ${run.startSeconds.toFixed(2)} s` +
+        ` (JVM answering ${seconds(run.emulatorMs)}, daemon ready ${seconds(run.daemonMs)})` +
+        `   stop ${run.stopSeconds.toFixed(2)} s`,
     );
   }
   const warm = results.slice(1).map((r) => r.startSeconds);
@@ -99,6 +115,10 @@ async function main(): Promise<void> {
     out(`  other children                   ${mb(others)}`);
     out(`  services: ${status.services.map((s) => s.name).join(', ')}`);
   }
+}
+
+function seconds(ms: number | undefined): string {
+  return ms === undefined ? '-' : `${(ms / 1000).toFixed(2)} s`;
 }
 
 function median(values: number[]): number {

@@ -12,7 +12,6 @@ import {
   watchFile,
 } from 'node:fs';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -22,6 +21,7 @@ import { LabError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { DaemonHealth, LocalCloudStatus } from './admin.js';
 import type { DaemonFailure, DaemonInfo } from './daemon-info.js';
+import { assertPortFree } from './pubsub/ports.js';
 import { daemonPaths, readJson, removeFile } from './daemon-info.js';
 import { isProcessAlive, tailOfFile } from './supervisor.js';
 
@@ -348,22 +348,6 @@ function httpGet(url: string, timeoutMs: number): Promise<{ status: number; body
     req.on('error', reject);
     req.end();
   });
-}
-
-async function assertPortFree(port: number, what: string, key: string): Promise<void> {
-  if (port === 0) return;
-  const server = createServer();
-  const free = await new Promise<boolean>((resolve, reject) => {
-    server.once('error', (error: NodeJS.ErrnoException) =>
-      error.code === 'EADDRINUSE' ? resolve(false) : reject(error),
-    );
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-  if (!free) {
-    throw new LabError(`Port ${port} on 127.0.0.1, needed by ${what}, is already in use.`, {
-      hint: `Stop what holds it, or pick another port: \`cymbal-lab config set ${key} PORT\`.`,
-    });
-  }
 }
 
 /** True when `pid` is alive and is a local cloud daemon (not a recycled pid). */

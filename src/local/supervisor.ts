@@ -173,7 +173,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const inTime = await Promise.race([exited.then(() => true), graceOver]);
     clearTimeout(timer);
     if (!inTime) {
-      this.log.warn('%s did not exit %d ms after %s; killing it', this.name, graceMs, signal);
+      if (signal !== 'SIGKILL') {
+        this.log.warn('%s did not exit %d ms after %s; killing it', this.name, graceMs, signal);
+      }
       this.signal(child, 'SIGKILL');
       await exited;
     }

@@ -1,24 +1,21 @@
-import { createHash } from 'node:crypto';
 import {
   existsSync,
   mkdirSync,
   readFileSync,
-  readdirSync,
   renameSync,
   rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 
 import { LabError, errorMessage } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { Supervisor, isProcessAlive } from '../supervisor.js';
-import type { EmulatorCommand } from './locate.js';
+import type { ArchiveBuild } from './class-data.js';
+import { buildClassDataArchive, classDataArchive } from './class-data.js';
 import { locateEmulator } from './locate.js';
+import { assertPortFree, freePort } from './ports.js';
 import type { PubsubResources } from './resources.js';
 import {
   fingerprint,
@@ -29,14 +26,15 @@ import {
 } from './resources.js';
 import { emulatorAnswers } from './rest.js';
 
+export { freePort } from './ports.js';
+
 /**
  * Runs Google's Pub/Sub emulator as a supervised JVM on 127.0.0.1, and keeps its topics and
  * subscriptions across restarts (see resources.ts).
  *
  * Start-up is the slow part of the local cloud, so the JVM is started directly (not through
- * gcloud), with the serial collector and a capped heap, and with a class-data archive: the first
- * run records the classes it loaded into a cache file when it exits, and later runs map that file
- * instead of loading and verifying the jar's classes again (about 0.6 s instead of 1.5 s here).
+ * gcloud), with the serial collector and a capped heap, and with a class-data archive once one
+ * exists (see class-data.ts).
  */
 
 export interface EmulatorOptions {
@@ -90,7 +88,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
   await killOrphan(pidFile, log);
 
   const port = options.port === 0 ? await freePort() : options.port;
-  await assertPortFree(port);
+  await assertPortFree(port, 'the Pub/Sub emulator', 'pubsubPort');
   const host = `127.0.0.1:${port}`;
   const heapMb = options.heapMb ?? (Number(env.CYMBAL_LAB_PUBSUB_HEAP_MB) || DEFAULT_HEAP_MB);
   const archive = classDataArchive(command, env);
@@ -107,7 +105,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
       '-XX:+ExitOnOutOfMemoryError',
       // A plain IPv4 socket on 127.0.0.1, rather than an IPv6 one mapped to it.
       '-Djava.net.preferIPv4Stack=true',
-      ...(archive ? [archive.flag] : []),
+      ...(archive?.exists ? [`-XX:SharedArchiveFile=${archive.file}`] : []),
       ...command.programArgs,
       '--host=127.0.0.1',
       `--port=${port}`,
@@ -183,6 +181,14 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
     })();
   });
 
+  // No archive yet: build one in the background once this emulator has settled.
+  let archiveBuild: ArchiveBuild | undefined;
+  const archiveTimer =
+    archive && !archive.exists
+      ? setTimeout(() => (archiveBuild = buildClassDataArchive(command, archive, dir, log)), 3_000)
+      : undefined;
+  archiveTimer?.unref();
+
   let stopping: Promise<void> | undefined;
   const emulator: RunningEmulator = {
     host,
@@ -194,12 +200,9 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
       (stopping ??= (async () => {
         clearInterval(timer);
         await saveOnce();
-        // Writing the class-data archive at exit takes a few seconds; allow for it.
-        let killed = false;
-        supervisor.once('exit', (exit) => (killed = exit.signal === 'SIGKILL'));
-        await supervisor.stop('SIGTERM', archive?.writing ? 25_000 : 5_000);
-        // A JVM killed while writing leaves half an archive; keep only a finished one.
-        if (archive?.writing) archive.commit(!killed);
+        clearTimeout(archiveTimer);
+        await archiveBuild?.cancel();
+        await supervisor.stop('SIGTERM', 5_000);
         rmSync(pidFile, { force: true });
         running.delete(host);
       })()),
@@ -256,95 +259,6 @@ function commandLine(pid: number): string {
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
   } catch {
     return '';
-  }
-}
-
-async function assertPortFree(port: number): Promise<void> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (error: NodeJS.ErrnoException) => {
-      if (error.code !== 'EADDRINUSE') {
-        reject(error);
-        return;
-      }
-      reject(
-        new LabError(`Port ${port} on 127.0.0.1, for the Pub/Sub emulator, is already in use.`, {
-          hint: 'Stop what holds it, or pick another port: `cymbal-lab config set pubsubPort PORT`.',
-        }),
-      );
-    });
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve()));
-  });
-}
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-interface ArchiveUse {
-  flag: string;
-  writing: boolean;
-  /** Moves a freshly written archive into place when `complete`, else deletes it. */
-  commit(complete: boolean): void;
-}
-
-/**
- * The class-data archive for this jar and this java, kept in the user's cache directory so that
- * every state directory shares it. Returns undefined when the cache can't be written.
- */
-function classDataArchive(
-  command: EmulatorCommand,
-  env: NodeJS.ProcessEnv,
-): ArchiveUse | undefined {
-  if (env.CYMBAL_LAB_PUBSUB_CDS === '0') return undefined;
-  try {
-    const cacheDir =
-      env.CYMBAL_LAB_CACHE_DIR ??
-      join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'cymbal-lab');
-    mkdirSync(cacheDir, { recursive: true });
-    removeAbandonedArchives(cacheDir);
-    const jar = statSync(command.jar);
-    const key = createHash('sha256')
-      .update(`${command.java}\n${command.jar}\n${jar.size}\n${jar.mtimeMs}\n${process.arch}`)
-      .digest('hex')
-      .slice(0, 16);
-    const file = join(cacheDir, `pubsub-emulator-${key}.jsa`);
-    if (existsSync(file)) {
-      return { flag: `-XX:SharedArchiveFile=${file}`, writing: false, commit: () => undefined };
-    }
-    const temporary = `${file}.${process.pid}.tmp`;
-    return {
-      flag: `-XX:ArchiveClassesAtExit=${temporary}`,
-      writing: true,
-      commit: (complete) => {
-        try {
-          if (complete && existsSync(temporary) && statSync(temporary).size > 0) {
-            renameSync(temporary, file);
-          }
-        } catch {
-          // Another daemon may have won the race; its archive serves as well.
-        } finally {
-          rmSync(temporary, { force: true });
-        }
-      },
-    };
-  } catch {
-    return undefined;
-  }
-}
-
-/** Deletes half-written archives of JVMs that were killed with their daemon. */
-function removeAbandonedArchives(cacheDir: string): void {
-  for (const name of readdirSync(cacheDir)) {
-    const pid = /\.jsa\.(\d+)\.tmp$/.exec(name)?.[1];
-    if (pid && !isProcessAlive(Number(pid))) rmSync(join(cacheDir, name), { force: true });
   }
 }
 
