@@ -14,6 +14,8 @@ import {
   jsonToRow,
 } from '../../src/pipelines/pubsub-to-bigquery/rows.js';
 import type { PipelineMessage } from '../../src/pipelines/pubsub-to-bigquery/rows.js';
+import { byRequestSize, insertAllBody } from '../../src/pipelines/pubsub-to-bigquery/sink.js';
+import type { SinkRow } from '../../src/pipelines/pubsub-to-bigquery/sink.js';
 
 const message = (data: string, attributes: Record<string, string> = {}): PipelineMessage => ({
   messageId: '42',
@@ -173,5 +175,33 @@ describe('job metrics window', () => {
     expect(window.ratePerSecond(now)).toBe(100);
     expect(window.latency(now)).toEqual({ p50: 30, p99: 1000 });
     expect(percentile([], 0.5)).toBe(0);
+  });
+});
+
+describe('insertAll requests', () => {
+  it('carry each row as its JSON text with the message id as insertId', () => {
+    const body = insertAllBody([
+      { insertId: 'm1', json: '{"event":"view_item","user_id":"u1"}' },
+      { insertId: 'm"2', json: '{ "event" : "purchase" }' },
+    ]);
+    expect(JSON.parse(body)).toEqual({
+      skipInvalidRows: true,
+      rows: [
+        { insertId: 'm1', json: { event: 'view_item', user_id: 'u1' } },
+        { insertId: 'm"2', json: { event: 'purchase' } },
+      ],
+    });
+  });
+
+  it('are split so that none grows past the size limit', () => {
+    const rows = Array.from({ length: 10 }, (_, i) => ({
+      insertId: String(i),
+      json: JSON.stringify({ text: 'é'.repeat(100) }),
+    }));
+    const chunks = byRequestSize(rows, 700);
+    expect(chunks.flat()).toEqual(rows);
+    expect(chunks.length).toBe(5);
+    for (const chunk of chunks) expect(Buffer.byteLength(insertAllBody(chunk))).toBeLessThan(800);
+    expect(byRequestSize([rows[0] as SinkRow], 10)).toEqual([[rows[0]]]);
   });
 });

@@ -37,6 +37,8 @@ export class FatalSinkError extends Error {
 }
 
 const BACKOFF_START_MS = 100;
+/** BigQuery refuses an insertAll request above 10 MB; stay well below. */
+const MAX_REQUEST_BYTES = 5 * 1024 * 1024;
 const BACKOFF_MAX_MS = 10_000;
 
 export class BigQuerySink {
@@ -51,6 +53,12 @@ export class BigQuerySink {
 
   /** Inserts the rows; resolves once each is committed or rejected for good. */
   async write(rows: SinkRow[]): Promise<RejectedRow[]> {
+    const rejected: RejectedRow[] = [];
+    for (const chunk of byRequestSize(rows)) rejected.push(...(await this.writeChunk(chunk)));
+    return rejected;
+  }
+
+  private async writeChunk(rows: SinkRow[]): Promise<RejectedRow[]> {
     const rejected: RejectedRow[] = [];
     let pending = rows;
     let wait = BACKOFF_START_MS;
@@ -118,6 +126,25 @@ export class BigQuerySink {
 
 interface InsertAllResponse {
   insertErrors?: { index?: number | string; errors?: InsertError[] }[];
+}
+
+/** Splits rows into groups whose requests stay under `MAX_REQUEST_BYTES`. */
+export function byRequestSize(rows: SinkRow[], limit = MAX_REQUEST_BYTES): SinkRow[][] {
+  const chunks: SinkRow[][] = [];
+  let current: SinkRow[] = [];
+  let size = 0;
+  for (const row of rows) {
+    const rowSize = Buffer.byteLength(row.json) + row.insertId.length + 32;
+    if (current.length > 0 && size + rowSize > limit) {
+      chunks.push(current);
+      current = [];
+      size = 0;
+    }
+    current.push(row);
+    size += rowSize;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
 }
 
 /** The `tabledata.insertAll` request, built from the rows' JSON texts. */
