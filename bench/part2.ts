@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -76,6 +76,14 @@ async function waitForRows(
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   return seen;
+}
+
+/** What the job logged for a file: annotate time and time from pull to ack, in ms. */
+function jobTimings(logFile: string, name: string): { annotateMs: number; totalMs: number } {
+  const text = readFileSync(logFile, 'utf8');
+  const line = text.split('\n').find((l) => l.includes(`/${name}: `));
+  const match = /annotated in (\d+) ms, total (\d+) ms/.exec(line ?? '');
+  return { annotateMs: Number(match?.[1] ?? NaN), totalMs: Number(match?.[2] ?? NaN) };
 }
 
 async function upload(clients: Clients, file: string, names: string[]): Promise<number> {
@@ -178,6 +186,15 @@ async function main(): Promise<void> {
       since = await upload(clients, tenSeconds, [name]);
       latencies.push((await waitForRows(clients, [name], since)).get(name) ?? 0);
     }
+    const logFile = dataflow?.engine.store.logFileOf(jobId) ?? '';
+    latencies.forEach((ms, run) => {
+      const { annotateMs, totalMs } = jobTimings(logFile, `latency-${run}.mp4`);
+      print(
+        `  run ${run + 1}: ${seconds(ms)} = upload, notification and table poll ` +
+          `${seconds(ms - totalMs)} + annotateVideo operation ${seconds(annotateMs)} + ` +
+          `insert and publish ${seconds(totalMs - annotateMs)}`,
+      );
+    });
     const sorted = [...latencies].sort((a, b) => a - b);
     print(
       `upload to rows visible, 10 s clip: ${latencies.map(seconds).join(', ')} ` +

@@ -26,8 +26,8 @@ import { waitFor } from '../local/dataflow-fixture.js';
  * The video analytics flex template end to end on the local cloud, driven only by the official
  * clients: videos uploaded to a bucket with a notification, the job launched from its spec path,
  * rows in the annotations table, relevant rows on the results subscription, API failures on the
- * error subscription, other files ignored, and a redelivered notification after a restart of
- * the job's process that writes nothing twice.
+ * error subscription (a corrupt upload, a deleted object), other files ignored, and a
+ * notification delivered again to a restarted job process, which writes nothing twice.
  */
 
 const PROJECT = 'video-e2e';
@@ -301,21 +301,28 @@ describe('video analytics flex template on the local cloud', () => {
     expect(after).toHaveLength(before.length);
     expect(await pull('object-detection-subscription')).toEqual([]);
 
-    // A new generation of the same name is a new video: it is annotated again.
-    await clients.storage.bucket(BUCKET).upload(catClip, { destination: 'cat.mp4' });
-    const grown = await waitFor(
-      'rows of the new generation',
-      async () => {
-        const found = await rows();
-        return found.length > before.length ? found : undefined;
+    // A notification for an object deleted before the job got to it: NOT_FOUND, as an error.
+    await clients.pubsub.topic('gcs-notification-topic').publishMessage({
+      json: { bucket: BUCKET, name: 'gone.mp4', generation: '1' },
+      attributes: {
+        eventType: 'OBJECT_FINALIZE',
+        payloadFormat: 'JSON_API_V1',
+        bucketId: BUCKET,
+        objectId: 'gone.mp4',
+        objectGeneration: '1',
       },
-      120_000,
-      250,
-    );
-    const catRows = (list: TableRow[]) =>
-      list.filter((r) => r.file_name === `gs://${BUCKET}/cat.mp4`).length;
-    expect(catRows(grown)).toBe(2 * catRows(before));
-  }, 180_000);
+    });
+    const [gone] = await waitFor('the error for the deleted object', async () => {
+      const got = await pull('error-subscription');
+      return got.length > 0 ? got : undefined;
+    });
+    expect(gone?.attributes).toEqual({ error_type: 'api_response' });
+    expect(JSON.parse(gone?.data ?? '{}')).toMatchObject({
+      file_name: `gs://${BUCKET}/gone.mp4`,
+      error_code: 5,
+      error_message: expect.stringMatching(/not found/i),
+    });
+  }, 90_000);
 
   it('drains on request: the job stops reading and ends DRAINED', async () => {
     await clients.jobs.updateJob({
