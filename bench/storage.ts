@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -14,7 +15,7 @@ import { storageServiceFactory } from '../src/local/storage/service.js';
  * Large objects through the local Cloud Storage with the official client: upload by each method,
  * then download with the client's hash validation on and off. Prints MiB/s and the peak resident
  * memory of this process, which holds both the client and the server: it stays flat whatever the
- * file size, since both sides stream.
+ * file size, since both sides stream. Plain HTTP requests at the end show the server's own rate.
  *
  *     node dist/bench/storage.js [MiB=256]
  */
@@ -62,6 +63,34 @@ for (const validation of ['crc32c', false] as const) {
   await bucket.file('big.bin').download({ destination: join(dir, 'back.bin'), validation });
   const label = validation ? 'validating CRC32C' : 'without validation';
   console.log(`download ${label.padEnd(28)} ${rate(Date.now() - started)}`);
+}
+// The server alone, without the client's own costs: a plain streamed POST and GET.
+{
+  let started = Date.now();
+  const url = new URL(
+    `${host.endpoint}/upload/storage/v1/b/bench-bucket/o?uploadType=media&name=raw.bin`,
+  );
+  await new Promise<void>((resolve, reject) => {
+    const req = httpRequest(
+      url,
+      { method: 'POST', headers: { 'content-type': 'video/mp4' } },
+      (res) => {
+        res.resume().on('end', resolve).on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    createReadStream(source).pipe(req);
+  });
+  console.log(`upload   ${'plain HTTP, media'.padEnd(28)} ${rate(Date.now() - started)}`);
+  started = Date.now();
+  await new Promise<void>((resolve, reject) => {
+    httpRequest(`${host.endpoint}/storage/v1/b/bench-bucket/o/raw.bin?alt=media`, (res) => {
+      res.resume().on('end', resolve).on('error', reject);
+    })
+      .on('error', reject)
+      .end();
+  });
+  console.log(`download ${'plain HTTP'.padEnd(28)} ${rate(Date.now() - started)}`);
 }
 clearInterval(sampler);
 console.log(`peak resident memory ${(peak / MiB).toFixed(0)} MiB (client and server together)`);
