@@ -80,7 +80,7 @@ export class ConsoleReporter implements EngineReporter {
       const symbol = outcome.kind === 'skipped' ? mark.skip : failed ? mark.fail : mark.ok;
       this.out.line(`${symbol} ${headline}`);
     }
-    for (const line of outcomeLines(outcome)) this.out.line(`    ${line}`);
+    for (const line of outcomeLines(outcome, step.outputs)) this.out.line(`    ${line}`);
   }
 
   failed(step: StepDefinition, operation: Operation, error: unknown): void {
@@ -97,10 +97,13 @@ export function allPassed(checks: Check[]): boolean {
   return checks.length > 0 && checks.every((c) => c.ok);
 }
 
-export function outcomeLines(outcome: StepOutcome): string[] {
+/** The lines under a step's headline; of its outputs, only the declared ones are shown. */
+export function outcomeLines(outcome: StepOutcome, shown: string[]): string[] {
   switch (outcome.kind) {
     case 'done':
-      return Object.entries(outcome.outputs).map(([k, v]) => `${chalk.dim(`${k}:`)} ${v}`);
+      return Object.entries(outcome.outputs)
+        .filter(([key]) => shown.includes(key))
+        .map(([k, v]) => `${chalk.dim(`${k}:`)} ${v}`);
     case 'verified':
       return outcome.checks.map(checkLine);
     case 'planned':
@@ -139,7 +142,7 @@ const statusColours: Record<StepRecord['status'], (s: string) => string> = {
 export function statusLine(step: StepDefinition, record: StepRecord): string[] {
   const state = statusColours[record.status](record.status.padEnd(11));
   const lines = [`  ${stepId(step).padEnd(4)} ${state} ${step.title}`];
-  const outputs = Object.entries(record.outputs);
+  const outputs = Object.entries(record.outputs).filter(([key]) => step.outputs.includes(key));
   if (outputs.length > 0) {
     lines.push(`              ${chalk.dim(outputs.map(([k, v]) => `${k}=${v}`).join('  '))}`);
   }

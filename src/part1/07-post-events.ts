@@ -4,10 +4,11 @@ import { join } from 'node:path';
 import { LabError } from '../errors.js';
 import type { GeneratedEvent } from '../sampledata/events.js';
 import { EventTally, generateEvents } from '../sampledata/events.js';
-import { check, expectThat } from '../steps/kit.js';
+import { check, expectThat, waitUntil } from '../steps/kit.js';
 import type { StepContext, StepDefinition } from '../steps/types.js';
 import type { PostResult } from './post.js';
 import { postAll, postWithRetry } from './post.js';
+import { eventTotals } from './totals.js';
 
 const SAMPLES = ['view_item', 'add_to_cart', 'purchase'];
 const DEFAULT_EVENTS = 1_000;
@@ -137,8 +138,19 @@ export const postEvents: StepDefinition = {
       ctx.print(`    ${times} × ${reason}`);
 
     const previous = (key: string) => Number(ctx.outputs[key] ?? 0);
+    const expected = previous('eventsAccepted') + totals.total;
+    // The query step comes next: wait until the pipeline has written every accepted event.
+    const started = Date.now();
+    await waitUntil(
+      `${expected} events in the table`,
+      async () => ((await eventTotals(ctx)).rows >= expected ? true : undefined),
+      { timeoutMs: ctx.target.kind === 'local' ? 120_000 : 600_000, signal: ctx.signal },
+    );
+    ctx.log.info(
+      `all ${expected} events are in the table (${((Date.now() - started) / 1000).toFixed(1)} s after the last post)`,
+    );
     return {
-      eventsAccepted: String(previous('eventsAccepted') + totals.total),
+      eventsAccepted: String(expected),
       eventsRejected: String(previous('eventsRejected') + rejected),
       purchasesAccepted: String(previous('purchasesAccepted') + totals.purchases),
       revenueAccepted: (previous('revenueAccepted') + totals.revenue).toFixed(2),

@@ -1,9 +1,8 @@
 import type { LabConfig } from '../config.js';
 import { check, expectThat, formatTable } from '../steps/kit.js';
 import type { StepContext, StepDefinition } from '../steps/types.js';
-import { PROBE_EVENT } from './06-dataflow.js';
-
-const table = (c: LabConfig) => `\`${c.project}.${c.dataset}.${c.table}\``;
+import type { Totals } from './totals.js';
+import { eventTotals, table } from './totals.js';
 
 /** The lab's two queries, as a learner types them in the console. */
 export const labQueries = (c: LabConfig) => ({
@@ -16,30 +15,6 @@ export const labQueries = (c: LabConfig) => ({
 
 /** How many rows to print of the first query; the rest are counted. */
 const SHOWN_ROWS = 20;
-
-interface Totals {
-  rows: number;
-  purchases: number;
-  revenue: number;
-}
-
-/** What arrived, leaving out the probe events that verification publishes. */
-async function totals(ctx: StepContext): Promise<Totals> {
-  const [rows] = await ctx.clients.bigquery.query({
-    query:
-      'SELECT COUNT(*) AS row_count, ' +
-      'COUNT(DISTINCT IF(event = "purchase", ecommerce.purchase.transaction_id, NULL)) AS purchases, ' +
-      'IFNULL(SUM(IF(event = "purchase", ecommerce.purchase.value, 0)), 0) AS revenue ' +
-      `FROM ${table(ctx.config)} WHERE event != @probe`,
-    params: { probe: PROBE_EVENT },
-  });
-  const row = rows[0] as { row_count: number; purchases: number; revenue: number };
-  return {
-    rows: Number(row.row_count),
-    purchases: Number(row.purchases),
-    revenue: Number(row.revenue),
-  };
-}
 
 export const eventQueries: StepDefinition = {
   part: 1,
@@ -96,7 +71,7 @@ export const eventQueries: StepDefinition = {
       purchases: Number(ctx.outputs.purchasesAccepted ?? 0),
       revenue: Number(ctx.outputs.revenueAccepted ?? 0),
     };
-    const found = await totals(ctx);
+    const found = await eventTotals(ctx);
     return [
       await check('events in the table', async () => {
         expectThat(

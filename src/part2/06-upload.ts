@@ -43,6 +43,32 @@ async function uploads(
   return { files, cleanup: async () => void (await Promise.all(cleanups.map((c) => c()))) };
 }
 
+/** Waits until the pipeline has written rows for a file, and counts them. */
+async function waitForRows(
+  ctx: StepContext,
+  name: string,
+): Promise<{ n: number; entities: number }> {
+  const c = ctx.config;
+  return waitUntil(
+    `rows for ${name}`,
+    async () => {
+      const [found] = await ctx.clients.bigquery.query({
+        query:
+          'SELECT COUNT(*) AS n, COUNT(DISTINCT entity) AS entities ' +
+          `FROM \`${c.project}.${c.videoDataset}.${c.videoTable}\` WHERE file_name = @name`,
+        params: { name },
+      });
+      const row = found[0] as { n: number; entities: number };
+      return Number(row.n) > 0 ? { n: Number(row.n), entities: Number(row.entities) } : undefined;
+    },
+    {
+      timeoutMs: ctx.target.kind === 'local' ? 300_000 : 900_000,
+      intervalMs: 1_000,
+      signal: ctx.signal,
+    },
+  );
+}
+
 /** The name rows carry: split parts `name~N.mp4` are stitched back to `name.mp4`. */
 export const tableName = (name: string): string => name.replace(/~\d+(\.[^.]+)$/, '$1');
 
@@ -91,6 +117,15 @@ export const uploadVideos: StepDefinition = {
         progress.tick();
       }
       progress.done();
+      // The queries of the next step need the annotations: wait until each video has rows.
+      const names = [...new Set(files.map((f) => tableName(f.name)))];
+      const analysed = ctx.progress('videos analysed', names.length);
+      for (const name of names) {
+        const rows = await waitForRows(ctx, name);
+        ctx.log.info(`${name}: ${rows.n} rows, ${rows.entities} entities`);
+        analysed.tick();
+      }
+      analysed.done();
       return { videosUploaded: files.map((f) => f.name).join(',') };
     } finally {
       await cleanup();
@@ -112,22 +147,7 @@ export const uploadVideos: StepDefinition = {
     for (const name of new Set(names.map(tableName))) {
       checks.push(
         await check(`rows for ${name}`, async () => {
-          const rows = await waitUntil(
-            `rows for ${name}`,
-            async () => {
-              const [found] = await ctx.clients.bigquery.query({
-                query: `SELECT COUNT(*) AS n, COUNT(DISTINCT entity) AS entities FROM \`${c.project}.${c.videoDataset}.${c.videoTable}\` WHERE file_name = @name`,
-                params: { name },
-              });
-              const row = found[0] as { n: number; entities: number };
-              return Number(row.n) > 0 ? row : undefined;
-            },
-            {
-              timeoutMs: ctx.target.kind === 'local' ? 180_000 : 900_000,
-              intervalMs: 1_000,
-              signal: ctx.signal,
-            },
-          );
+          const rows = await waitForRows(ctx, name);
           return `${rows.n} rows, ${rows.entities} entities`;
         }),
       );
