@@ -4,6 +4,7 @@ import { buildFactory } from './build/service.js';
 import { dataflowService } from './dataflow/service.js';
 import { operationsFactory } from './operations.js';
 import { pubsubService } from './pubsub/service.js';
+import { runFactory } from './run/service.js';
 import type { ServiceFactory } from './service.js';
 import { serviceUsageFactory } from './serviceusage/service.js';
 import { storageServiceFactory } from './storage/service.js';
@@ -22,6 +23,8 @@ export const serviceFactories: ServiceFactory[] = [
   artifactRegistryFactory,
   // Builds source archives from Storage into images in the registry.
   buildFactory,
+  // Runs the registry's images as services; restarts the ones that were serving.
+  runFactory,
   // Records which APIs a project turned on; needs the operations store.
   serviceUsageFactory,
   // Reports the emulator's topics, subscriptions and memory; it serves no routes.
