@@ -10,12 +10,14 @@ import {
   isVideoFileName,
 } from '../../src/pipelines/video-analytics/notifications.js';
 import { parseVideoAnalyticsParameters } from '../../src/pipelines/video-analytics/parameters.js';
+import { isTransient } from '../../src/pipelines/video-analytics/pipeline.js';
 import { ProgressLedger } from '../../src/pipelines/video-analytics/progress.js';
 import type { ObjectAnnotationLike } from '../../src/pipelines/video-analytics/rows.js';
 import {
   annotationsToRows,
   durationMicros,
   errorMessageFor,
+  grpcCodeOf,
   isRelevant,
   placeClip,
   rowInsertId,
@@ -415,6 +417,18 @@ describe('what is published', () => {
       expect.objectContaining({ error_code: 2, error_message: 'reset' }),
     );
     expect(errorMessageFor('gs://b/x.mp4', {}, now).error_message).toMatch(/without a message/);
+    expect(errorMessageFor('gs://b/x.mp4', { code: 404, message: 'gone' }, now).error_code).toBe(5);
+    expect([400, 503, 504, 418, 3.5, -1, 17].map(grpcCodeOf)).toEqual([3, 14, 4, 2, 2, 2, 2]);
+  });
+
+  it('tries again only failures that say nothing about the video', () => {
+    for (const code of [14, 4, 8, 10, 503, 429, 'ECONNREFUSED', 'ECONNRESET']) {
+      expect(isTransient({ code })).toBe(true);
+    }
+    for (const code of [3, 5, 7, 13, 400, 404, undefined, 'not a code']) {
+      expect(isTransient({ code })).toBe(false);
+    }
+    expect(isTransient(null)).toBe(false);
   });
 });
 

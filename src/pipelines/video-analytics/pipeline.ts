@@ -72,6 +72,26 @@ export interface VideoCounts {
 }
 
 const PUBLISH_BACKOFF_MAX_MS = 10_000;
+/** Attempts at a video when the API is unreachable: about 15 s of waiting in all. */
+const ANNOTATE_ATTEMPTS = 5;
+
+/** gRPC codes that describe the service, not the video. */
+const TRANSIENT_CODES: ReadonlySet<number> = new Set([
+  GrpcCode.UNAVAILABLE,
+  GrpcCode.DEADLINE_EXCEEDED,
+  GrpcCode.RESOURCE_EXHAUSTED,
+  GrpcCode.ABORTED,
+]);
+
+/** The same, when the REST transport reports the HTTP status instead. */
+const TRANSIENT_HTTP: ReadonlySet<number> = new Set([429, 502, 503, 504]);
+
+/** True for failures worth another try: transient statuses and network errors (no status). */
+export function isTransient(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'number') return TRANSIENT_CODES.has(code) || TRANSIENT_HTTP.has(code);
+  return typeof code === 'string' && /^E[A-Z]+$/.test(code);
+}
 
 export class VideoAnalyticsPipeline {
   private source: PubSubSource | undefined;
@@ -244,8 +264,13 @@ export class VideoAnalyticsPipeline {
     const started = Date.now();
     let annotations: ObjectAnnotationLike[];
     try {
-      annotations = await this.config.annotator.annotate(video.uri);
+      annotations = await this.annotateWithRetries(video.uri);
     } catch (error) {
+      if (isTransient(error) && this.state !== 'running') {
+        // Stopping: leave the notification unacked, so the next run annotates the video.
+        log.info('leaving %s for the next run: %s', video.uri, errorMessage(error));
+        return;
+      }
       const body = errorMessageFor(placeClip(video).fileName, asError(error), this.now());
       log.warn('annotating %s failed: %s', video.uri, body.error_message);
       await this.publish(options.errorTopic.name, body, ERROR_ATTRIBUTES);
@@ -290,6 +315,30 @@ export class VideoAnalyticsPipeline {
       annotatedMs,
       Date.now() - started,
     );
+  }
+
+  /**
+   * Annotates one video. A failure that says nothing about the video (the API unreachable or
+   * overloaded) is tried again a few times before it counts as the video's error.
+   */
+  private async annotateWithRetries(uri: string): Promise<ObjectAnnotationLike[]> {
+    for (let attempt = 1, wait = 1000; ; attempt++, wait *= 2) {
+      try {
+        return await this.config.annotator.annotate(uri);
+      } catch (error) {
+        if (!isTransient(error) || attempt >= ANNOTATE_ATTEMPTS || this.state !== 'running') {
+          throw error;
+        }
+        this.config.log.warn(
+          'annotating %s failed (attempt %d of %d), trying again: %s',
+          uri,
+          attempt,
+          ANNOTATE_ATTEMPTS,
+          errorMessage(error),
+        );
+        await sleep(wait);
+      }
+    }
   }
 
   /** Acks one notification and records how long it took from its publication. */

@@ -228,7 +228,7 @@ export function errorMessageFor(
   return {
     file_name: fileName,
     transaction_timestamp: now.toISOString(),
-    error_code: typeof code === 'number' && Number.isInteger(code) ? code : UNKNOWN_CODE,
+    error_code: grpcCodeOf(code),
     error_message:
       typeof error.message === 'string' && error.message
         ? error.message
@@ -237,3 +237,30 @@ export function errorMessageFor(
 }
 
 const UNKNOWN_CODE = 2;
+
+/** gRPC codes for the HTTP statuses Google's REST APIs answer with. */
+const FROM_HTTP: Readonly<Record<number, number>> = {
+  400: 3,
+  401: 16,
+  403: 7,
+  404: 5,
+  409: 6,
+  412: 9,
+  429: 8,
+  499: 1,
+  500: 13,
+  501: 12,
+  503: 14,
+  504: 4,
+};
+
+/**
+ * The gRPC status code of a client error. The REST transport usually reports gRPC's code, but
+ * some failures carry the HTTP status instead (400 for INVALID_ARGUMENT), and network errors a
+ * string such as ECONNREFUSED, which counts as UNKNOWN.
+ */
+export function grpcCodeOf(code: unknown): number {
+  if (typeof code !== 'number' || !Number.isInteger(code)) return UNKNOWN_CODE;
+  if (code >= 0 && code <= 16) return code;
+  return FROM_HTTP[code] ?? UNKNOWN_CODE;
+}
