@@ -123,6 +123,13 @@ export function parseConfigValue(key: string, raw: string): LabConfig[ConfigKey]
   return raw;
 }
 
+/**
+ * The lab publishes detections at confidence 0.9, a level Google's tracker reaches on clear
+ * views. The local detector (COCO-SSD) scores the same views lower, around 0.8, so on the
+ * local target the threshold defaults to 0.7; `config set confidenceThreshold` overrides both.
+ */
+export const LOCAL_CONFIDENCE_THRESHOLD = 0.7;
+
 /** Merges stored settings over the defaults, dropping unknown keys. */
 export function resolveConfig(stored: Partial<Record<string, unknown>>): LabConfig {
   const config: LabConfig = { ...DEFAULT_CONFIG };
@@ -131,6 +138,9 @@ export function resolveConfig(stored: Partial<Record<string, unknown>>): LabConf
     if (value !== undefined && typeof value === typeof DEFAULT_CONFIG[key]) {
       (config as unknown as Record<string, unknown>)[key] = value;
     }
+  }
+  if (stored.confidenceThreshold === undefined && config.target === 'local') {
+    config.confidenceThreshold = LOCAL_CONFIDENCE_THRESHOLD;
   }
   return config;
 }

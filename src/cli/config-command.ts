@@ -1,4 +1,4 @@
-import { CONFIG_KEYS, DEFAULT_CONFIG, isConfigKey, parseConfigValue } from '../config.js';
+import { CONFIG_KEYS, isConfigKey, parseConfigValue } from '../config.js';
 import { LabError } from '../errors.js';
 import { mark, terminalOutput } from './render.js';
 import type { Session } from './session.js';
@@ -23,7 +23,7 @@ export function showConfig(session: Session, key: string | undefined): void {
   const width = Math.max(...CONFIG_KEYS.map((k) => k.length));
   for (const k of CONFIG_KEYS) {
     const value = String(session.config[k]);
-    const isDefault = session.config[k] === DEFAULT_CONFIG[k];
+    const isDefault = session.store.config[k] === undefined;
     out.line(`${k.padEnd(width)}  ${value}${isDefault ? '' : '  (set)'}`);
   }
 }

@@ -79,7 +79,7 @@ async function probeVideo(ctx: StepContext): Promise<string> {
     async () => {
       const [found] = await ctx.clients.bigquery.query({
         query: `SELECT COUNT(*) AS n FROM \`${c.project}.${c.videoDataset}.${c.videoTable}\` WHERE file_name = @name`,
-        params: { name },
+        params: { name: `gs://${videoBucket(c)}/${name}` },
       });
       const n = Number((found[0] as { n: number }).n);
       return n > 0 ? n : undefined;

@@ -7,6 +7,8 @@ import { check, expectThat, waitUntil } from '../steps/kit.js';
 import type { Check, StepContext, StepDefinition } from '../steps/types.js';
 import { sampleVideos, splitVideo } from './videos.js';
 
+const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
+
 async function md5Of(file: string): Promise<string> {
   return createHash('md5')
     .update(await readFile(file))
@@ -69,8 +71,12 @@ async function waitForRows(
   );
 }
 
-/** The name rows carry: split parts `name~N.mp4` are stitched back to `name.mp4`. */
-export const tableName = (name: string): string => name.replace(/~\d+(\.[^.]+)$/, '$1');
+/**
+ * The `file_name` rows carry: the video's `gs://` URI, with split parts `name~N.mp4` stitched
+ * back to `name.mp4`.
+ */
+export const tableName = (ctx: StepContext, name: string): string =>
+  `gs://${videoBucket(ctx.config)}/${name.replace(/~\d+(\.[^.]+)$/, '$1')}`;
 
 export const uploadVideos: StepDefinition = {
   part: 2,
@@ -118,11 +124,11 @@ export const uploadVideos: StepDefinition = {
       }
       progress.done();
       // The queries of the next step need the annotations: wait until each video has rows.
-      const names = [...new Set(files.map((f) => tableName(f.name)))];
+      const names = [...new Set(files.map((f) => tableName(ctx, f.name)))];
       const analysed = ctx.progress('videos analysed', names.length);
       for (const name of names) {
         const rows = await waitForRows(ctx, name);
-        ctx.log.info(`${name}: ${rows.n} rows, ${rows.entities} entities`);
+        ctx.log.info(`${name}: ${rows.n} rows, ${plural(rows.entities, 'entity', 'entities')}`);
         analysed.tick();
       }
       analysed.done();
@@ -144,11 +150,11 @@ export const uploadVideos: StepDefinition = {
         }),
       );
     }
-    for (const name of new Set(names.map(tableName))) {
+    for (const name of new Set(names.map((n) => tableName(ctx, n)))) {
       checks.push(
         await check(`rows for ${name}`, async () => {
           const rows = await waitForRows(ctx, name);
-          return `${rows.n} rows, ${rows.entities} entities`;
+          return `${rows.n} rows, ${plural(rows.entities, 'entity', 'entities')}`;
         }),
       );
     }

@@ -64,7 +64,10 @@ export const annotationQueries: StepDefinition = {
 
   async verify(ctx) {
     const uploaded = new Set(
-      (ctx.outputs.videosUploaded ?? '').split(',').filter(Boolean).map(tableName),
+      (ctx.outputs.videosUploaded ?? '')
+        .split(',')
+        .filter(Boolean)
+        .map((n) => tableName(ctx, n)),
     );
     const [rows] = await ctx.clients.bigquery.query({ query: videoQueries(ctx.config).matching });
     const found = new Set(
@@ -73,10 +76,11 @@ export const annotationQueries: StepDefinition = {
       ),
     );
     const checks: Check[] = [];
-    for (const [file, entity] of Object.entries(EXPECTED_ENTITIES)) {
+    for (const [name, entity] of Object.entries(EXPECTED_ENTITIES)) {
+      const file = tableName(ctx, name);
       if (!uploaded.has(file)) continue;
       checks.push(
-        await check(`${entity} in ${file}`, async () => {
+        await check(`${entity} in ${name}`, async () => {
           expectThat(found.has(`${file}/${entity}`), `no ${entity} was tracked in ${file}`);
           return 'found by the query';
         }),
