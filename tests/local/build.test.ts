@@ -179,4 +179,23 @@ describe('local Cloud Build', () => {
     expect(builds[0]?.failureInfo?.type).toBe('PUSH_FAILED');
     expect(builds[0]?.statusDetail).toMatch(/no-such-repo does not exist/);
   });
+
+  it('cancels a build', async () => {
+    const source = join(dir, 'slow');
+    mkdirSync(source);
+    writeFileSync(
+      join(source, 'package.json'),
+      JSON.stringify({ name: 'slow', scripts: { start: 'node -e 1' } }),
+    );
+    const object = await upload(source, 'source/slow.tgz');
+    const [op] = await clients.build.createBuild(
+      dockerBuild(object, `${LOCATION}-docker.pkg.dev/${PROJECT}/${REPO}/slow:1`),
+    );
+    const id = (op.metadata as { build?: { id?: string } } | undefined)?.build?.id ?? '';
+    const [cancelled] = await clients.build.cancelBuild({ projectId: PROJECT, id });
+    expect(['CANCELLED', 'QUEUED', 'WORKING']).toContain(cancelled.status);
+    await expect(op.promise()).rejects.toMatchObject({ code: 1 });
+    const [after] = await clients.build.getBuild({ projectId: PROJECT, id });
+    expect(after.status).toBe('CANCELLED');
+  });
 });
