@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import type { Logger } from '../../log.js';
@@ -162,7 +162,10 @@ export class ResumableUploads {
             ...(session.checksums ? { checksums: session.checksums } : {}),
           });
         } catch (error) {
+          // Keep the whole pieces that were written; cut off a piece written only in part, so
+          // the file and the byte count agree for the next request.
           session.received += (error as { bytesWritten?: number }).bytesWritten ?? 0;
+          await truncate(this.partPath(id), session.received).catch(() => undefined);
           throw error;
         }
       }
