@@ -19,7 +19,10 @@ import { Tracker } from '../src/vision/track.js';
  */
 
 const videos = join(process.cwd(), 'sample-data', 'videos');
-const truth = JSON.parse(readFileSync(join(videos, 'crossing.truth.json'), 'utf8')) as GroundTruth;
+/** `crossing` is the scene the tracker was tuned on; `passing` was kept out of tuning. */
+const scenes = ['crossing', 'passing'];
+const readTruth = (scene: string): GroundTruth =>
+  JSON.parse(readFileSync(join(videos, `${scene}.truth.json`), 'utf8')) as GroundTruth;
 
 /** The baseline: each confident detection joins the best-overlapping box of the last frame. */
 function iouTracks(frames: Detection[][], minScore = 0.5, minIou = 0.3): HypothesisBox[][] {
@@ -56,14 +59,32 @@ function perFrame(tracks: TrackResult[], frameCount: number): HypothesisBox[][] 
   return frames;
 }
 
-function withTruth(hypotheses: HypothesisBox[][]): FrameTruth[] {
+function withTruth(truth: GroundTruth, hypotheses: HypothesisBox[][]): FrameTruth[] {
   return truth.frames.map((frame, i) => ({
     truth: frame.objects.map((o) => ({ id: o.id, box: o.box, visibility: o.visibility })),
     hypotheses: hypotheses[i] ?? [],
   }));
 }
 
-function line(name: string, s: TrackingScores): string {
+/** How many visible objects any detection (score >= 0.2) covers: the ceiling for tracking. */
+function detectorRecall(truth: GroundTruth, detections: Detection[][]): string {
+  let visible = 0;
+  let covered = 0;
+  let confident = 0;
+  truth.frames.forEach((frame, i) => {
+    for (const object of frame.objects) {
+      if (object.visibility < 0.5) continue;
+      visible += 1;
+      const overlaps = (detections[i] ?? []).filter((d) => iou(d.box, object.box) >= 0.5);
+      if (overlaps.length > 0) covered += 1;
+      if (overlaps.some((d) => d.score >= 0.5)) confident += 1;
+    }
+  });
+  const share = (n: number): string => `${((100 * n) / Math.max(1, visible)).toFixed(0)}%`;
+  return `${share(covered)} of visible objects detected at all, ${share(confident)} with score >= 0.5`;
+}
+
+function line(name: string, s: TrackingScores, truth: GroundTruth): string {
   return (
     `${name.padEnd(22)} MOTA ${s.mota.toFixed(3)}  IDF1 ${s.idf1.toFixed(3)}  ` +
     `ID switches ${s.idSwitches}  FP ${s.falsePositives}  misses ${s.misses}  ` +
@@ -72,34 +93,39 @@ function line(name: string, s: TrackingScores): string {
 }
 
 const pool = new DetectorPool();
+const print = (text: string): boolean => process.stdout.write(`${text}\n`);
 try {
-  const result = await annotateVideo(join(videos, truth.video), {
-    pool,
-    sampleFps: truth.sampleFps,
-  });
-  if (result.frameCount !== truth.frames.length) {
-    throw new Error(`Decoded ${result.frameCount} frames, the truth has ${truth.frames.length}.`);
+  let met = true;
+  for (const scene of scenes) {
+    const truth = readTruth(scene);
+    const result = await annotateVideo(join(videos, truth.video), {
+      pool,
+      sampleFps: truth.sampleFps,
+    });
+    if (result.frameCount !== truth.frames.length) {
+      throw new Error(`Decoded ${result.frameCount} frames, the truth has ${truth.frames.length}.`);
+    }
+    const tracker = new Tracker();
+    result.detections.forEach((d, i) => tracker.update(i, i / truth.sampleFps, d));
+    const hypotheses = perFrame(tracker.results(), result.frameCount);
+    const ours = scoreTracking(withTruth(truth, hypotheses));
+    const baseline = scoreTracking(withTruth(truth, iouTracks(result.detections)));
+    print(`clip: ${truth.video}, ${result.frameCount} frames at ${truth.sampleFps} fps`);
+    print(line('Kalman + Hungarian', ours, truth));
+    print(line('IoU matching', baseline, truth));
+    print(`detector alone: ${detectorRecall(truth, result.detections)}`);
+    met &&= ours.mota >= 0.8 && ours.idf1 >= 0.8 && ours.idSwitches < baseline.idSwitches;
   }
-  const tracker = new Tracker();
-  result.detections.forEach((d, i) => tracker.update(i, i / truth.sampleFps, d));
-  const ours = scoreTracking(withTruth(perFrame(tracker.results(), result.frameCount)));
-  const baseline = scoreTracking(withTruth(iouTracks(result.detections)));
-  process.stdout.write(
-    `clip: ${truth.video}, ${result.frameCount} frames at ${truth.sampleFps} fps\n`,
-  );
-  process.stdout.write(`${line('Kalman + Hungarian', ours)}\n`);
-  process.stdout.write(`${line('IoU matching', baseline)}\n`);
   // The pedestrian clip has no ground truth; how many identities each method hands out for
   // its ten or so people shows the fragmentation.
   const people = await annotateVideo(join(videos, 'people.mp4'), { pool });
   const iouIds = new Set(iouTracks(people.detections).flatMap((f) => f.map((h) => h.id))).size;
-  process.stdout.write(
+  print(
     `people.mp4 (${people.frameCount} frames, no ground truth): ${people.tracks.length} ` +
-      `tracks with Kalman + Hungarian, ${iouIds} ids with IoU matching\n`,
+      `tracks with Kalman + Hungarian, ${iouIds} ids with IoU matching`,
   );
-  const targets = ours.mota >= 0.8 && ours.idf1 >= 0.8 && ours.idSwitches < baseline.idSwitches;
-  process.stdout.write(
-    `targets (MOTA >= 0.8, IDF1 >= 0.8, fewer switches): ${targets ? 'met' : 'NOT met'}\n`,
+  print(
+    `targets on every clip (MOTA >= 0.8, IDF1 >= 0.8, fewer switches): ${met ? 'met' : 'NOT met'}`,
   );
 } finally {
   await pool.close();

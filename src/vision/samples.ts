@@ -13,8 +13,9 @@ import { ffmpegPath } from './decode.js';
  *
  * - people.mp4: ten seconds of OpenCV's pedestrian clip;
  * - cat.mp4 and bicycle.mp4: slow pans over still photographs;
- * - crossing.mp4 with crossing.truth.json: objects cut from photographs moving over a street
- *   photograph along fixed paths, crossing and hiding each other, with the true box, identity
+ * - crossing.mp4 and passing.mp4, each with a .truth.json: objects cut from photographs moving
+ *   over a street photograph along fixed paths, crossing and hiding each other, with the true
+ *   box, identity
  *   and visible fraction of every object at every sampled frame.
  *
  * Everything is computed from fixed numbers, so a second run writes the same ground truth; the
@@ -45,8 +46,18 @@ const DARKNET = 'usr/share/darknet/data';
 const OPENCV = 'usr/share/doc/opencv-doc/examples/data';
 const SKIMAGE = 'usr/lib/python3/dist-packages/skimage/data';
 
-/** Back to front: later sprites hide earlier ones. */
-const SPRITES: Sprite[] = [
+interface Scene {
+  /** Base name of the clip and of its ground truth. */
+  name: string;
+  background: string;
+  /** Shows the background mirrored, so that a scene looks different from another. */
+  mirrorBackground?: boolean;
+  /** Back to front: later sprites hide earlier ones. */
+  sprites: Sprite[];
+}
+
+/** The scene the tracker was tuned on. */
+const CROSSING_SPRITES: Sprite[] = [
   {
     id: 1,
     label: 'car',
@@ -95,7 +106,68 @@ const SPRITES: Sprite[] = [
   },
 ];
 
-const BACKGROUND = { file: `${OPENCV}/leuvenA.jpg` };
+/**
+ * A second scene, kept out of tuning: other objects, other paths (a diagonal walk, a bird
+ * across the top), a cat passing in front of a horse and a zebra passing behind both.
+ */
+const PASSING_SPRITES: Sprite[] = [
+  {
+    id: 1,
+    label: 'zebra',
+    file: `${DARKNET}/giraffe.jpg`,
+    crop: { x: 298, y: 198, w: 126, h: 242 },
+    w: 64,
+    h: 123,
+    at: (t) => ({ x: 590 - 45 * t, y: 170 }),
+  },
+  {
+    id: 2,
+    label: 'horse',
+    file: `${DARKNET}/person.jpg`,
+    crop: { x: 398, y: 130, w: 206, h: 214 },
+    w: 150,
+    h: 156,
+    at: (t) => ({ x: -150 + 70 * t, y: 180 }),
+  },
+  {
+    id: 3,
+    label: 'cat',
+    file: `${SKIMAGE}/chelsea.png`,
+    crop: { x: 0, y: 0, w: 404, h: 300 },
+    w: 150,
+    h: 111,
+    at: (t) => ({ x: 640 - 80 * t, y: 235 + 5 * Math.sin(t * 2) }),
+  },
+  {
+    id: 4,
+    label: 'person',
+    file: `${DARKNET}/person.jpg`,
+    crop: { x: 186, y: 96, w: 92, h: 290 },
+    w: 50,
+    h: 158,
+    at: (t) => ({ x: 120 + 28 * t, y: 40 + 12 * t }),
+  },
+  {
+    id: 5,
+    label: 'bird',
+    file: `${DARKNET}/eagle.jpg`,
+    crop: { x: 127, y: 85, w: 478, h: 365 },
+    w: 120,
+    h: 92,
+    at: (t) => ({ x: 560 - 55 * t, y: 10 + 8 * Math.sin(t * 1.5) }),
+  },
+];
+
+export const SCENES: Scene[] = [
+  { name: 'crossing', background: `${OPENCV}/leuvenA.jpg`, sprites: CROSSING_SPRITES },
+  // leuvenB.jpg would suit too, but its parked bicycles are objects the truth does not list.
+  {
+    name: 'passing',
+    background: `${OPENCV}/leuvenA.jpg`,
+    mirrorBackground: true,
+    sprites: PASSING_SPRITES,
+  },
+];
 
 export interface TruthObject {
   id: number;
@@ -168,16 +240,20 @@ async function encode(output: string, args: string[], frames?: Iterable<Buffer>)
 /** Same settings for every clip: H.264, one thread (reproducible), web-friendly. */
 const H264 = ['-c:v', 'libx264', '-preset', 'medium', '-threads', '1', '-pix_fmt', 'yuv420p'];
 
-export async function makeCrossing(sourceDir: string, outDir: string): Promise<GroundTruth> {
+export async function makeScene(
+  scene: Scene,
+  sourceDir: string,
+  outDir: string,
+): Promise<GroundTruth> {
   const { width, height, fps, seconds, sampleFps } = CROSSING;
   const background = await readRgb(
-    join(sourceDir, BACKGROUND.file),
-    'crop=iw:iw*9/16:0:ih-iw*9/16',
+    join(sourceDir, scene.background),
+    `crop=iw:iw*9/16:0:ih-iw*9/16${scene.mirrorBackground ? ',hflip' : ''}`,
     width,
     height,
   );
   const pixels = await Promise.all(
-    SPRITES.map((s) =>
+    scene.sprites.map((s) =>
       readRgb(
         join(sourceDir, s.file),
         `crop=${s.crop.w}:${s.crop.h}:${s.crop.x}:${s.crop.y}${s.mirror ? ',hflip' : ''}`,
@@ -187,7 +263,7 @@ export async function makeCrossing(sourceDir: string, outDir: string): Promise<G
     ),
   );
   const truth: GroundTruth = {
-    video: 'crossing.mp4',
+    video: `${scene.name}.mp4`,
     width,
     height,
     fps,
@@ -202,7 +278,7 @@ export async function makeCrossing(sourceDir: string, outDir: string): Promise<G
       const canvas = Buffer.from(background);
       // Which sprite owns each pixel, to measure how much of each stays visible.
       const owner = new Int8Array(width * height).fill(-1);
-      const placed = SPRITES.map((sprite, s) => {
+      const placed = scene.sprites.map((sprite, s) => {
         const { x, y } = sprite.at(t);
         const left = Math.round(x);
         const top = Math.round(y);
@@ -225,10 +301,10 @@ export async function makeCrossing(sourceDir: string, outDir: string): Promise<G
         return { left, top };
       });
       if (index % step === 0) {
-        const visible = new Array<number>(SPRITES.length).fill(0);
+        const visible = new Array<number>(scene.sprites.length).fill(0);
         for (const s of owner) if (s >= 0) visible[s] = (visible[s] as number) + 1;
         const objects: TruthObject[] = [];
-        SPRITES.forEach((sprite, s) => {
+        scene.sprites.forEach((sprite, s) => {
           const { left, top } = placed[s] as { left: number; top: number };
           const visibility = (visible[s] as number) / (sprite.w * sprite.h);
           if (visibility <= 0) return;
@@ -251,7 +327,7 @@ export async function makeCrossing(sourceDir: string, outDir: string): Promise<G
   }
 
   await encode(
-    join(outDir, 'crossing.mp4'),
+    join(outDir, `${scene.name}.mp4`),
     ['-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${width}x${height}`, '-r', String(fps)].concat([
       '-i',
       'pipe:0',
@@ -263,7 +339,7 @@ export async function makeCrossing(sourceDir: string, outDir: string): Promise<G
     ]),
     frames(),
   );
-  writeFileSync(join(outDir, 'crossing.truth.json'), `${JSON.stringify(truth, null, 1)}\n`);
+  writeFileSync(join(outDir, `${scene.name}.truth.json`), `${JSON.stringify(truth, null, 1)}\n`);
   return truth;
 }
 
@@ -303,7 +379,7 @@ export async function makeSamples(sourceDir: string, outDir: string): Promise<vo
     y0: 120,
     y1: 100,
   });
-  await makeCrossing(sourceDir, outDir);
+  for (const scene of SCENES) await makeScene(scene, sourceDir, outDir);
 }
 
 function round(value: number): number {
