@@ -87,8 +87,8 @@ export class TableData {
     const valid: { index: number; row: PendingRow }[] = [];
     rows.forEach((entry, index) => {
       const checked = checkRow(table.schema.fields, entry?.json, request);
-      if (checked.row) {
-        valid.push({ index, row: { line: JSON.stringify(checked.row), insertId: entry.insertId } });
+      if (checked.line) {
+        valid.push({ index, row: { line: checked.line, insertId: entry.insertId } });
       } else insertErrors.push({ index, errors: checked.errors });
     });
     if (insertErrors.length > 0 && !request.skipInvalidRows) {

@@ -138,8 +138,12 @@ export function parseInteger(value: unknown): number | string | undefined {
     if (!Number.isInteger(value)) return undefined;
     return Number.isSafeInteger(value) ? value : BigInt(value).toString();
   }
-  if (typeof value !== 'string' || !INTEGER_TEXT.test(value.trim())) return undefined;
-  const big = BigInt(value.trim());
+  if (typeof value !== 'string') return undefined;
+  const text = value.trim();
+  if (!INTEGER_TEXT.test(text)) return undefined;
+  // Up to 15 digits is always a safe integer; only longer text needs BigInt's range check.
+  if (text.length <= 15) return Number(text);
+  const big = BigInt(text);
   if (big < INT64_MIN || big > INT64_MAX) return undefined;
   return big >= BigInt(Number.MIN_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER)
     ? Number(big)
