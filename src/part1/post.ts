@@ -40,7 +40,8 @@ function reasonOf(text: string): string {
     const message = parsed.error ?? parsed.message;
     if (typeof message === 'string') return message;
     if (message && typeof message === 'object' && 'message' in message) {
-      return JSON.stringify(message.message);
+      const inner = message.message;
+      return typeof inner === 'string' ? inner : JSON.stringify(inner);
     }
   } catch {
     // Not JSON: the text itself is the reason.
