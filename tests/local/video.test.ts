@@ -63,7 +63,7 @@ describe('local Video Intelligence API', () => {
       region: 'us-central1',
       local: { api: host.endpoint, pubsub: '127.0.0.1:1' },
     });
-    // The first two seconds of each clip keep the test quick: 10 sampled frames each.
+    // The first second of each clip keeps the test quick: 5 sampled frames each.
     for (const clip of ['cat', 'bicycle']) {
       const source = join(videos, `${clip}.mp4`);
       execFileSync(ffmpegPath(), [
@@ -72,7 +72,7 @@ describe('local Video Intelligence API', () => {
         '-i',
         source,
         '-t',
-        '2',
+        '1',
         '-c',
         'copy',
         join(dir, `${clip}.mp4`),
@@ -140,8 +140,8 @@ describe('local Video Intelligence API', () => {
     const track = cats[0] as Annotation;
     expect(track.entity).toMatchObject({ description: 'cat', languageCode: 'en-US' });
     expect(track.confidence).toBeGreaterThan(0.5);
-    // A cat in (nearly) every sampled frame of a 2 s clip at 5 frames/s.
-    expect(track.frames?.length).toBeGreaterThanOrEqual(8);
+    // A cat in every sampled frame of a 1 s clip at 5 frames/s.
+    expect(track.frames?.length).toBe(5);
     const box = track.frames?.[0]?.normalizedBoundingBox;
     expect(box?.left).toBeGreaterThanOrEqual(0);
     expect(box?.right).toBeLessThanOrEqual(1);
@@ -153,7 +153,8 @@ describe('local Video Intelligence API', () => {
     const [bicycleResult] = await bicycle.promise();
     const found = (bicycleResult.annotationResults?.[0]?.objectAnnotations ?? []) as Annotation[];
     expect(found.map((a) => a.entity?.description)).toContain('bicycle');
-  });
+    // Starting the detector threads dominates; a busy machine needs more than the default.
+  }, 180_000);
 
   it('accepts the video inline as inputContent', async () => {
     const content = readFileSync(join(dir, 'cat.mp4')).toString('base64');
@@ -164,7 +165,7 @@ describe('local Video Intelligence API', () => {
     const [response] = await operation.promise();
     const annotations = (response.annotationResults?.[0]?.objectAnnotations ?? []) as Annotation[];
     expect(annotations.map((a) => a.entity?.entityId)).toContain('/m/01yrx');
-  });
+  }, 120_000);
 
   it('refuses features other than object tracking with UNIMPLEMENTED', async () => {
     const error = await failure(

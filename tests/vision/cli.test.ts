@@ -46,7 +46,7 @@ describe('runAnnotate', () => {
     // A PNG starts with its signature.
     expect(readFileSync(preview).subarray(1, 4).toString()).toBe('PNG');
     expect(statSync(preview).size).toBeGreaterThan(10_000);
-  });
+  }, 120_000);
 
   it('explains a preview it cannot write and a model it does not have', async () => {
     const log = new Logger({ level: 'error', write: () => undefined });

@@ -44,7 +44,7 @@ describe('COCO-SSD detector', () => {
     }
     expect(found).toContain('cat');
     expect(found).toContain('bicycle');
-  });
+  }, 120_000);
 
   it('refuses a missing or altered model file with a way out', () => {
     for (const name of Object.keys(MODEL_FILES)) {
