@@ -473,7 +473,7 @@ export class RunService implements LocalService {
       K_REVISION: revision,
       K_CONFIGURATION: id,
     });
-    return new Instance({
+    const instance = new Instance({
       service: id,
       revision,
       port: saved.port,
@@ -487,6 +487,18 @@ export class RunService implements LocalService {
       logFile: join(this.root, 'logs', `${id}.log`),
       log: this.log,
     });
+    // A revision that keeps crashing after it was ready is no longer serving: say so.
+    instance.supervisor.on('failed', () => {
+      if (this.instances.get(saved.service.name) !== instance) return;
+      const tail = instance.supervisor.logTail(10);
+      this.markFailed(
+        saved.service,
+        Number(saved.service.generation),
+        `Revision '${revision}' keeps exiting and was not restarted again; see ${instance.supervisor.logFile}.\n${tail}`,
+      );
+      void this.save();
+    });
+    return instance;
   }
 
   private markReady(service: ServiceJson, revision: string, generation: number): void {
