@@ -21,7 +21,7 @@ import { loadAverage, sampleProcess } from './lib/proc.js';
  *     node dist/bench/ingest.js [--seconds 60] [--latency-seconds 20] [--batch-seconds 20]
  *         [--ceiling-seconds 10] [--concurrency 128] [--batch-size 500] [--batch-concurrency 4]
  *         [--state-dir DIR] [--keep] [--profile-dir DIR] [--phases a,b,c,d]
- *         [--latency-rate N] [--priority NICE]
+ *         [--latency-rate N] [--priority=NICE]
  *
  * (a) the ingest app's HTTP ceiling on `GET /`; (b) single-event `POST /json` for `--seconds`:
  * answered 2xx per second, and rows that became visible in the table meanwhile; (c) at half the
@@ -29,11 +29,14 @@ import { loadAverage, sampleProcess } from './lib/proc.js';
  * rows per second into the table; (e) peak memory of each process. At-least-once is checked at
  * the end: the table holds exactly one row per 2xx answer, no fewer, no more.
  *
- * Every event carries a tag in `client_id` (`S17.`, `L17.`, `B17.` before the generated id),
- * which makes rows countable per phase and duplicates visible. On a machine shared with other
- * work, `--priority=-10` raises the CPU share of the sessions of the bench and the pipeline's
- * processes (as root). `--profile-dir` profiles every
- * Node process of the pipeline (daemon, job, ingest app) and leaves `.cpuprofile` files there.
+ * Every event carries a tag in `client_id` (`S17.`, `L000000017.`, `B17.` before the generated
+ * id), which makes rows countable per phase and duplicates visible. The CPU time of each process
+ * per phase is printed too, per 1000 events: unlike rates, it hardly depends on what else the
+ * machine runs, and it says which process a faster pipeline has to start with.
+ *
+ * On a machine shared with other work, `--priority=-10` raises the CPU share of the sessions of
+ * the bench and of the pipeline's processes (as root). `--profile-dir` profiles every Node
+ * process of the pipeline (daemon, job, ingest app) and leaves `.cpuprofile` files there.
  */
 
 const { values: args } = parseArgs({
