@@ -27,21 +27,13 @@ export async function splitVideo(
 ): Promise<{ parts: string[]; cleanup: () => Promise<void> }> {
   const folder = await mkdtemp(join(tmpdir(), 'cymbal-split-'));
   const stem = basename(file, extname(file));
+  // Keyframes every 5 s make each part exactly 5 s long, so its offsets line up when the
+  // pipeline stitches the parts back together; copying the stream would cut at whatever
+  // keyframes the source happens to have.
   await execa(ffmpegPath(), [
-    '-v',
-    'error',
-    '-i',
-    file,
-    '-map',
-    '0:v',
-    '-c',
-    'copy',
-    '-f',
-    'segment',
-    '-segment_time',
-    String(PART_SECONDS),
-    '-reset_timestamps',
-    '1',
+    ...['-v', 'error', '-i', file, '-map', '0:v', '-c:v', 'libx264', '-preset', 'veryfast'],
+    ...['-force_key_frames', `expr:gte(t,n_forced*${PART_SECONDS})`, '-f', 'segment'],
+    ...['-segment_time', String(PART_SECONDS), '-reset_timestamps', '1'],
     join(folder, `${stem}~%d.mp4`),
   ]);
   const parts = (await readdir(folder)).sort().map((f) => join(folder, f));
