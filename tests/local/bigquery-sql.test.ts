@@ -272,3 +272,88 @@ describe('local BigQuery SQL', () => {
     expect(job).toBeUndefined();
   });
 });
+
+describe('local BigQuery column types', () => {
+  const dir = tempDir();
+  let local: LocalBigQuery;
+
+  beforeAll(async () => {
+    local = await startBigQuery(dir);
+  });
+
+  afterAll(async () => {
+    await local?.close();
+    removeDir(dir);
+  });
+
+  it('stores and returns every scalar type, BYTES nested in a repeated record included', async () => {
+    const [dataset] = await local.bigquery.createDataset('types');
+    const [table] = await dataset.createTable('all_types', {
+      schema: {
+        fields: [
+          { name: 'i', type: 'INT64' },
+          { name: 'f', type: 'FLOAT64' },
+          { name: 'n', type: 'NUMERIC' },
+          { name: 'b', type: 'BOOL' },
+          { name: 'bytes', type: 'BYTES' },
+          { name: 'ts', type: 'TIMESTAMP' },
+          { name: 'd', type: 'DATE' },
+          { name: 'dt', type: 'DATETIME' },
+          { name: 't', type: 'TIME' },
+          { name: 'j', type: 'JSON' },
+          {
+            name: 'parts',
+            type: 'RECORD',
+            mode: 'REPEATED',
+            fields: [{ name: 'blob', type: 'BYTES' }],
+          },
+        ],
+      },
+    });
+    await table.insert(
+      [
+        {
+          insertId: 'all',
+          json: {
+            i: '-42',
+            f: 'Infinity',
+            n: '123.456789',
+            b: 'true',
+            bytes: Buffer.from('hi').toString('base64'),
+            ts: '2020-11-16T22:59:59.123456+01:00',
+            d: '2020-11-16',
+            dt: '2020-11-16 22:59:59.5',
+            t: '10:11:12',
+            j: '{"a":[1,2]}',
+            parts: [{ blob: Buffer.from('x').toString('base64') }],
+          },
+        },
+      ],
+      { raw: true },
+    );
+    const [[row]] = (await table.getRows()) as [Record<string, unknown>[]];
+    expect(row).toMatchObject({
+      i: -42,
+      f: Infinity,
+      b: true,
+      bytes: Buffer.from('hi'),
+      ts: { value: '2020-11-16T21:59:59.123456000Z' },
+      d: { value: '2020-11-16' },
+      dt: { value: '2020-11-16T22:59:59.500000' },
+      t: { value: '10:11:12' },
+      j: '{"a":[1,2]}',
+      parts: [{ blob: Buffer.from('x') }],
+    });
+    expect(String(row!.n)).toBe('123.456789');
+  });
+
+  it('refuses load jobs with a message that names the alternative', async () => {
+    const response = await fetch(
+      `${local.host.endpoint}/upload/bigquery/v2/projects/${PROJECT}/jobs?uploadType=multipart`,
+      { method: 'POST', body: 'x' },
+    );
+    expect(response.status).toBe(501);
+    const body = (await response.json()) as { error: { message: string } };
+    expect(body.error.message).toContain('tabledata.insertAll');
+  });
+});

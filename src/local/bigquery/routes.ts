@@ -1,5 +1,5 @@
 import type { LocalRequest, Reply, Route } from '../http.js';
-import { invalidArgument } from '../http.js';
+import { ApiError, invalidArgument } from '../http.js';
 import type { DatasetReference, TableReference } from './catalog.js';
 import { timestampFormat } from './cells.js';
 import type { BigQueryEngine } from './engine.js';
@@ -295,9 +295,23 @@ const handlers: [Route['method'], string, Handler][] = [
 ];
 
 export function bigqueryRoutes(engine: () => BigQueryEngine): Route[] {
-  return handlers.map(([method, path, handler]) => ({
+  const routes: Route[] = handlers.map(([method, path, handler]) => ({
     method,
     path: new RegExp(path.endsWith('$') ? path : `${path}$`),
     handler: async (request) => handler(request, engine()),
   }));
+  // Load jobs from a file (table.load, createWriteStream) upload here; they are not emulated.
+  routes.push({
+    method: 'POST',
+    path: /^\/upload\/bigquery\/v2\/projects\/[^/]+\/jobs$/,
+    stream: true,
+    handler: () =>
+      Promise.reject(
+        new ApiError(
+          'UNIMPLEMENTED',
+          'Load jobs are not supported by the local BigQuery; stream the rows with tabledata.insertAll (table.insert) instead.',
+        ),
+      ),
+  });
+  return routes;
 }
