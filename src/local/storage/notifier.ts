@@ -119,7 +119,8 @@ export class Notifier {
       await this.topic(topic).getMetadata({ timeout: LOOKUP_TIMEOUT_MS });
       return true;
     } catch (error) {
-      if (isTopicGone(error)) return false;
+      // The emulator calls a malformed name (such as one shorter than 3 characters) invalid.
+      if (isTopicGone(error) || hasCode(error, GrpcCode.INVALID_ARGUMENT)) return false;
       throw error;
     }
   }
@@ -206,6 +207,9 @@ export class Notifier {
       projectId: this.pubsub.projectId,
       emulatorMode: true,
       apiEndpoint: this.pubsub.host,
+      // Named here so the auth library does not probe for a GCE metadata server (offline, that
+      // probe fails slowly and prints a warning).
+      universeDomain: 'googleapis.com',
     });
     let topic = this.topics.get(path);
     if (!topic) {
@@ -290,7 +294,11 @@ export class Notifier {
 }
 
 function isTopicGone(error: unknown): boolean {
-  return (error as { code?: unknown } | undefined)?.code === GrpcCode.NOT_FOUND;
+  return hasCode(error, GrpcCode.NOT_FOUND);
+}
+
+function hasCode(error: unknown, code: number): boolean {
+  return (error as { code?: unknown } | undefined)?.code === code;
 }
 
 function nowIso(): string {
