@@ -66,7 +66,9 @@ async function waitForRows(
   const seen = new Map<string, number>();
   while (seen.size < names.length) {
     if (performance.now() - since > timeoutMs) {
-      throw new Error(`rows for ${names.filter((n) => !seen.has(n)).join(', ')} never appeared`);
+      const missing = names.filter((n) => !seen.has(n));
+      print(`  gave up after ${seconds(timeoutMs)} waiting for ${missing.join(', ')}`);
+      return seen;
     }
     const present = await filesWithRows(clients);
     const now = performance.now() - since;
@@ -205,9 +207,9 @@ async function main(): Promise<void> {
     since = await upload(clients, tenSeconds, names);
     const done = await waitForRows(clients, names, since);
     const wallMs = Math.max(...done.values());
-    const videoSeconds = clipCount * clipInfo.durationSec;
+    const videoSeconds = done.size * clipInfo.durationSec;
     print(
-      `${clipCount} clips uploaded at once: all rows visible after ${seconds(wallMs)}; ` +
+      `${clipCount} clips uploaded at once: rows of ${done.size} visible after ${seconds(wallMs)}; ` +
         `first ${seconds(Math.min(...done.values()))}; ` +
         `throughput ${(videoSeconds / (wallMs / 1000)).toFixed(2)} video-s per wall-s`,
     );

@@ -210,9 +210,19 @@ export class VideoAnalyticsPipeline {
     };
   }
 
+  /** Acks what is not a video at once, so it never waits behind long videos for a slot. */
   private accept(messages: ReceivedMessage[]): void {
     this.counts.read += messages.length;
-    this.queue.push(...messages);
+    for (const message of messages) {
+      const decision = classifyNotification(message.attributes, message.data);
+      if (decision.kind === 'video') {
+        this.queue.push(message);
+        continue;
+      }
+      this.config.log.debug('skipping notification %s: %s', message.messageId, decision.reason);
+      this.counts.ignored++;
+      this.settle(message, 0);
+    }
     this.pump();
   }
 
@@ -232,12 +242,7 @@ export class VideoAnalyticsPipeline {
 
   private async process(message: ReceivedMessage): Promise<void> {
     const decision = classifyNotification(message.attributes, message.data);
-    if (decision.kind === 'ignored') {
-      this.config.log.debug('skipping notification %s: %s', message.messageId, decision.reason);
-      this.counts.ignored++;
-      this.settle(message, 0);
-      return;
-    }
+    if (decision.kind === 'ignored') return;
     const key = ProgressLedger.keyOf(decision.video);
     for (let earlier = this.busy.get(key); earlier; earlier = this.busy.get(key)) await earlier;
     const work = this.processVideo(message, decision.video, key);
