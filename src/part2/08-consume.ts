@@ -52,6 +52,42 @@ async function pullOnce(ctx: StepContext): Promise<{ read: number; unreadable: n
   return { read: ackIds.length, unreadable };
 }
 
+/**
+ * Shows what the pipeline sent to the error topic, without taking it: the messages are pulled
+ * and handed straight back for redelivery.
+ */
+async function reportErrors(ctx: StepContext): Promise<void> {
+  const subscription = subscriptionPath(ctx, ctx.config.errorSubscription);
+  let received;
+  try {
+    [{ receivedMessages: received }] = await ctx.clients.subscriber.pull(
+      { subscription, maxMessages: 20 },
+      { timeout: PULL_TIMEOUT_MS },
+    );
+  } catch (error) {
+    if (isTimeout(error)) return;
+    throw error;
+  }
+  if (!received || received.length === 0) {
+    ctx.print(`  nothing waits on ${ctx.config.errorSubscription}`);
+    return;
+  }
+  ctx.print(`  on ${ctx.config.errorSubscription}:`);
+  for (const message of received) {
+    const text = Buffer.from(message.message?.data ?? '').toString('utf8');
+    try {
+      const error = JSON.parse(text) as Record<string, unknown>;
+      ctx.print(
+        `    ${String(error.file_name)}: ${String(error.error_code)} ${String(error.error_message)}`,
+      );
+    } catch {
+      ctx.print(`    ${text.slice(0, 120)}`);
+    }
+  }
+  const ackIds = received.map((m) => m.ackId ?? '').filter(Boolean);
+  await ctx.clients.subscriber.modifyAckDeadline({ subscription, ackIds, ackDeadlineSeconds: 0 });
+}
+
 function isTimeout(error: unknown): boolean {
   const code = (error as { code?: unknown }).code;
   return code === 4 || code === 'DEADLINE_EXCEEDED';
@@ -109,6 +145,7 @@ export const consumeResults: StepDefinition = {
 
   async verify(ctx) {
     const c = ctx.config;
+    await reportErrors(ctx);
     const entities = c.entities
       .split(',')
       .map((e) => e.trim())

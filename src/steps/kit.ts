@@ -119,6 +119,9 @@ function cellText(value: unknown): string {
   // BigQuery's client wraps timestamps and dates in objects that carry a `value` string.
   if (typeof value === 'object' && 'value' in value) return cellText(value.value);
   if (typeof value === 'string') return value;
+  // Four decimals are plenty to read a confidence, a box edge or a revenue in a table.
+  if (typeof value === 'number' && !Number.isInteger(value))
+    return String(Number(value.toFixed(4)));
   if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') {
     return value.toString();
   }
