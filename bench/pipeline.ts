@@ -128,8 +128,8 @@ let stateDir = '';
  * Dataflow), the job processes it started, and the emulator's JVM. CPU per event does not depend
  * on what else runs on the machine, unlike events per second.
  */
-function cpuByRole(): Record<'daemon' | 'jobs' | 'emulator', number> {
-  const totals = { daemon: 0, jobs: 0, emulator: 0 };
+function cpuByRole(): Map<number, { role: 'daemon' | 'jobs' | 'emulator'; ms: number }> {
+  const found = new Map<number, { role: 'daemon' | 'jobs' | 'emulator'; ms: number }>();
   const stats = new Map<number, { ppid: number; ms: number; cmd: string; cwd: string }>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -150,17 +150,22 @@ function cpuByRole(): Record<'daemon' | 'jobs' | 'emulator', number> {
   const daemon = [...stats.entries()].find(
     ([, p]) => p.cmd.includes('daemon.js') && p.cmd.includes(stateDir),
   );
-  for (const [, p] of stats) {
-    if (p.cwd.startsWith(stateDir) && p.cmd.includes('java')) totals.emulator += p.ms;
-    else if (daemon && p.ppid === daemon[0] && p.cmd.includes('pipelines')) totals.jobs += p.ms;
+  for (const [pid, p] of stats) {
+    if (daemon && pid === daemon[0]) found.set(pid, { role: 'daemon', ms: p.ms });
+    else if (p.cwd.startsWith(stateDir) && p.cmd.includes('java')) {
+      found.set(pid, { role: 'emulator', ms: p.ms });
+    } else if (daemon && p.ppid === daemon[0] && p.cmd.includes('pipelines')) {
+      found.set(pid, { role: 'jobs', ms: p.ms });
+    }
   }
-  if (daemon) totals.daemon = daemon[1].ms;
-  return totals;
+  return found;
 }
 
+/** CPU per event by role between two readings; a process that ended in between is left out. */
 function cpuReport(before: ReturnType<typeof cpuByRole>, events: number): string {
-  const after = cpuByRole();
-  const us = (role: keyof typeof after) => ((after[role] - before[role]) * 1000) / events;
+  const spent = { daemon: 0, jobs: 0, emulator: 0 };
+  for (const [pid, now] of cpuByRole()) spent[now.role] += now.ms - (before.get(pid)?.ms ?? 0);
+  const us = (role: keyof typeof spent) => (spent[role] * 1000) / events;
   const total = us('daemon') + us('jobs') + us('emulator');
   return (
     `CPU per event: job ${us('jobs').toFixed(0)} us, daemon (BigQuery, Dataflow) ` +
