@@ -143,6 +143,12 @@ export class BigQueryEngine {
         `Invalid dataset ID "${datasetId}". Dataset IDs must be alphanumeric (plus underscores) and must be at most 1024 characters long.`,
       );
     }
+    if (/^(main|information_schema|pg_catalog|temp|__bigquery_catalog)$/i.test(datasetId)) {
+      // These are DuckDB's own schemas, or the catalog's, in the file behind the local BigQuery.
+      throw invalidArgument(
+        `Dataset ID "${datasetId}" is reserved by the local BigQuery; choose another name.`,
+      );
+    }
     const ref = { projectId: reference.projectId ?? projectId, datasetId };
     if (this.catalog.findDataset(ref))
       throw alreadyExists(`Already Exists: Dataset ${datasetKey(ref)}`);
