@@ -1,6 +1,6 @@
 import type { LabConfig } from '../config.js';
 import { check, expectThat, formatTable } from '../steps/kit.js';
-import type { StepContext, StepDefinition } from '../steps/types.js';
+import type { StepDefinition } from '../steps/types.js';
 import type { Totals } from './totals.js';
 import { eventTotals, table } from './totals.js';
 
