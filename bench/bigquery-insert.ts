@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { BigQuery } from '@google-cloud/bigquery';
 import { PassThroughClient } from 'google-auth-library';
 
+import type { BigQueryService } from '../src/local/bigquery/service.js';
 import { bigqueryServiceFactory } from '../src/local/bigquery/service.js';
 import { openHost } from '../src/local/host.js';
 import { silentLogger } from '../src/log.js';
@@ -14,9 +15,9 @@ import { eventSchema, sampleEvents } from '../tests/local/bigquery-fixtures.js';
  * Streaming-insert throughput of the local BigQuery: `tabledata.insertAll` through the official
  * client over HTTP, 500-row batches of the lab's nested e-commerce event, each row with an
  * insertId as the Dataflow template sends it. Every request is answered after its rows are
- * committed. Prints rows per second for each number of requests in flight, and the CPU time the
- * whole process (client, server and DuckDB threads) spent per 1,000 rows, a figure that a busy
- * machine distorts less than the wall clock.
+ * committed. Prints rows per second for 1 and 4 requests in flight, then for the same inserts
+ * made in process (no HTTP, no client), each with the CPU time the whole process (client, server
+ * and DuckDB threads) spent per 1,000 rows, a figure a busy machine distorts less than the clock.
  *
  *     node dist/bench/bigquery-insert.js [rows=50000] [batch=500]
  */
@@ -33,7 +34,35 @@ function batch(start: number): { insertId: string; json: Record<string, unknown>
   });
 }
 
-async function main(): Promise<void> {
+type Insert = (rows: ReturnType<typeof batch>) => Promise<unknown>;
+
+/** Sends `total` rows in batches, `inFlight` requests at a time; prints what it measured. */
+async function measure(
+  label: string,
+  inFlight: number,
+  insert: Insert,
+  count: () => Promise<number>,
+) {
+  const batches = Math.ceil(total / batchSize);
+  let next = 0;
+  const started = performance.now();
+  const cpuBefore = process.cpuUsage();
+  const worker = async (): Promise<void> => {
+    while (next < batches) await insert(batch(next++ * batchSize));
+  };
+  await Promise.all(Array.from({ length: inFlight }, worker));
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
+  const stored = await count();
+  const cpuPerThousand = (cpu.user + cpu.system) / 1000 / (stored / 1000);
+  console.log(
+    `  ${label}, ${inFlight} in flight: ${Math.round(stored / seconds)} rows/s ` +
+      `(${stored} rows in ${seconds.toFixed(2)} s), CPU ${cpuPerThousand.toFixed(1)} ms per 1000 rows`,
+  );
+}
+
+/** Each run gets a fresh local cloud, so one run's data and checkpoints never slow the next. */
+async function run(label: string, inFlight: number): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'cymbal-bq-bench-'));
   const host = await openHost({
     dataDir: dir,
@@ -50,42 +79,26 @@ async function main(): Promise<void> {
       authClient: new PassThroughClient(),
     });
     const [dataset] = await bigquery.createDataset('retail_dataset');
-    console.log(
-      `insertAll, ${batchSize}-row batches of the lab's nested event, ${total} rows each run`,
+    const [table] = await dataset.createTable('ecommerce_events', {
+      schema: { fields: eventSchema },
+      timePartitioning: { type: 'DAY', field: 'event_datetime' },
+    });
+    const engine = host.cloud.service<BigQueryService>('bigquery').engine;
+    const ref = { projectId: project, datasetId: 'retail_dataset', tableId: 'ecommerce_events' };
+    const insert: Insert =
+      label === 'in process'
+        ? (rows) => engine.tableData.insertAll(ref, { rows })
+        : (rows) => table.insert(rows, { raw: true });
+    await measure(label, inFlight, insert, () =>
+      engine.countRows('retail_dataset', 'ecommerce_events'),
     );
-    for (const inFlight of [1, 4]) {
-      const [table] = await dataset.createTable(`events_${inFlight}`, {
-        schema: { fields: eventSchema },
-        timePartitioning: { type: 'DAY', field: 'event_datetime' },
-      });
-      const batches = Math.ceil(total / batchSize);
-      let next = 0;
-      const started = performance.now();
-      const cpuBefore = process.cpuUsage();
-      const worker = async (): Promise<void> => {
-        while (next < batches) {
-          const start = next++ * batchSize;
-          await table.insert(batch(start), { raw: true });
-        }
-      };
-      await Promise.all(Array.from({ length: inFlight }, worker));
-      const seconds = (performance.now() - started) / 1000;
-      const cpu = process.cpuUsage(cpuBefore);
-      const [rows] = await bigquery.query(
-        `SELECT COUNT(*) AS n FROM retail_dataset.events_${inFlight}`,
-      );
-      const stored = (rows[0] as { n: number }).n;
-      const rate = Math.round(stored / seconds);
-      const cpuPerThousand = (cpu.user + cpu.system) / 1000 / (stored / 1000);
-      console.log(
-        `  ${inFlight} request(s) in flight: ${rate} rows/s (${stored} rows in ${seconds.toFixed(2)} s), ` +
-          `CPU ${cpuPerThousand.toFixed(1)} ms per 1000 rows`,
-      );
-    }
   } finally {
     await host.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-await main();
+console.log(`insertAll, ${batchSize}-row batches of the lab's nested event, ${total} rows a run`);
+for (const inFlight of [1, 4]) await run('official client over HTTP', inFlight);
+// The same inserts without HTTP and the client: what the server side alone sustains.
+await run('in process', 1);
