@@ -159,8 +159,24 @@ function gaxOptions(target: Target): ClientOptions {
     port: Number(url.port),
     protocol: 'http',
     fallback: true,
-    // google-gax carries its own copy of google-auth-library; the pass-through client only
-    // has to answer `getRequestHeaders` with no token, which any copy's class does.
-    authClient: new (lib.auth().PassThroughClient)() as never,
+    authClient: localAuthClient() as never,
   };
+}
+
+/**
+ * An auth client that adds no token and hands every HTTP answer, errors included, back to
+ * google-gax. The plain pass-through client lets its HTTP library throw on an error status, so
+ * a NOT_FOUND would reach the caller as an HTTP 404 instead of the gRPC error (code 5) that
+ * gax decodes from Google's error body, as it does against Google.
+ */
+function localAuthClient(): object {
+  const { PassThroughClient } = lib.auth();
+  class LocalAuthClient extends PassThroughClient {
+    override fetch<T>(input: string | URL | Request, init: object = {}) {
+      // gaxios reads `validateStatus` from the same options object as the fetch settings.
+      const options: RequestInit = { ...init, validateStatus: () => true } as RequestInit;
+      return super.fetch<T>(input, options);
+    }
+  }
+  return new LocalAuthClient();
 }
