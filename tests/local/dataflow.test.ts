@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 
+import { GrpcCode } from '../../src/errors.js';
+
 import type { Cloud } from './dataflow-fixture.js';
 import {
   FLEX,
@@ -112,7 +114,7 @@ describe('local Dataflow: Pub/Sub Subscription to BigQuery', () => {
         inputSubscription: name,
         outputTableSpec: `${PROJECT}:retail.events`,
       }),
-    ).rejects.toMatchObject({ code: 409 });
+    ).rejects.toMatchObject({ code: GrpcCode.ALREADY_EXISTS });
 
     // Drain: the job stops reading, finishes and ends DRAINED.
     const [draining] = await clients.jobs.updateJob({
@@ -170,7 +172,7 @@ describe('local Dataflow: Pub/Sub Subscription to BigQuery', () => {
         jobId,
         job: { requestedState: 'JOB_STATE_DRAINED' },
       }),
-    ).rejects.toMatchObject({ code: 400 });
+    ).rejects.toMatchObject({ code: GrpcCode.FAILED_PRECONDITION });
   });
 
   it('refuses an unknown template, naming the ones it runs', async () => {
@@ -180,8 +182,7 @@ describe('local Dataflow: Pub/Sub Subscription to BigQuery', () => {
       { inputFile: 'gs://b/f' },
       `gs://dataflow-templates-${REGION}/latest/GCS_Text_to_BigQuery`,
     );
-    await expect(launch).rejects.toMatchObject({ code: 400 });
-    await expect(launch).rejects.toThrow(/INVALID_ARGUMENT/);
+    await expect(launch).rejects.toMatchObject({ code: GrpcCode.INVALID_ARGUMENT });
     await expect(launch).rejects.toThrow(/PubSub_Subscription_to_BigQuery/);
     const flexAsClassic = launchClassic(cloud.clients, 'wrong-kind', {}, FLEX);
     await expect(flexAsClassic).rejects.toThrow(/is a Flex template: launch it with flexTemplates/);
@@ -217,6 +218,6 @@ describe('local Dataflow: Pub/Sub Subscription to BigQuery', () => {
   it('answers NOT_FOUND for a job that does not exist', async () => {
     await expect(
       cloud.clients.jobs.getJob({ projectId: PROJECT, location: REGION, jobId: 'nope' }),
-    ).rejects.toMatchObject({ code: 404 });
+    ).rejects.toMatchObject({ code: GrpcCode.NOT_FOUND });
   });
 });
