@@ -1,3 +1,5 @@
+import type { PipelineMetrics } from '../../local/dataflow/protocol.js';
+
 /**
  * A sliding window of per-second buckets for a job's throughput and latency. Each bucket keeps at
  * most `SAMPLES_PER_BUCKET` latency samples (every n-th one past that), so memory stays flat at
@@ -70,4 +72,36 @@ export function percentile(sorted: number[], q: number): number {
   if (sorted.length === 0) return 0;
   const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
   return sorted[rank] ?? 0;
+}
+
+/** What a job reports about itself, gathered into the metrics file's shape. */
+export interface JobSnapshot {
+  state: PipelineMetrics['state'];
+  read: number;
+  written: number;
+  deadLettered: number;
+  dropped: number;
+  /** The pull loop, for the backlog held and the age of its oldest message. */
+  source: { readonly heldCount: number; oldestHeldPublishMs(): number | undefined } | undefined;
+  window: RateWindow;
+  failure: string | undefined;
+}
+
+export function jobMetrics(job: JobSnapshot, now: number): PipelineMetrics {
+  const oldest = job.source?.oldestHeldPublishMs();
+  const latency = job.window.latency(now);
+  return {
+    updatedAt: new Date(now).toISOString(),
+    state: job.state,
+    elementsRead: job.read,
+    elementsWritten: job.written,
+    deadLettered: job.deadLettered,
+    dropped: job.dropped,
+    inFlight: job.source?.heldCount ?? 0,
+    writtenPerSecond: job.window.ratePerSecond(now),
+    systemLagMs: oldest === undefined ? 0 : Math.max(0, now - oldest),
+    latencyP50Ms: latency.p50,
+    latencyP99Ms: latency.p99,
+    ...(job.failure ? { failure: job.failure } : {}),
+  };
 }

@@ -6,7 +6,7 @@ import type { Logger } from '../../log.js';
 import type { PipelineMetrics } from '../../local/dataflow/protocol.js';
 import type { UdfOutcome } from '../udf/sandbox.js';
 import type { JavaScriptUdf } from '../udf/udf.js';
-import { RateWindow } from './metrics.js';
+import { RateWindow, jobMetrics } from './metrics.js';
 import type { PubSubToBigQueryOptions, TableRef } from './parameters.js';
 import { formatTableSpec } from './parameters.js';
 import type { DeadLetterRow } from './rows.js';
@@ -141,22 +141,19 @@ export class PubSubToBigQueryPipeline {
   }
 
   metrics(now = Date.now()): PipelineMetrics {
-    const oldest = this.source?.oldestHeldPublishMs();
-    const latency = this.window.latency(now);
-    return {
-      updatedAt: new Date(now).toISOString(),
-      state: this.state,
-      elementsRead: this.counts.read,
-      elementsWritten: this.counts.written,
-      deadLettered: this.counts.deadLettered,
-      dropped: this.counts.dropped,
-      inFlight: this.source?.heldCount ?? 0,
-      writtenPerSecond: this.window.ratePerSecond(now),
-      systemLagMs: oldest === undefined ? 0 : Math.max(0, now - oldest),
-      latencyP50Ms: latency.p50,
-      latencyP99Ms: latency.p99,
-      ...(this.failureReason ? { failure: this.failureReason } : {}),
-    };
+    return jobMetrics(
+      {
+        state: this.state,
+        read: this.counts.read,
+        written: this.counts.written,
+        deadLettered: this.counts.deadLettered,
+        dropped: this.counts.dropped,
+        source: this.source,
+        window: this.window,
+        failure: this.failureReason,
+      },
+      now,
+    );
   }
 
   private async checkSubscription(): Promise<void> {

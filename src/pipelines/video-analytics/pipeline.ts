@@ -4,7 +4,7 @@ import type { v1 } from '@google-cloud/pubsub';
 import { errorMessage, GrpcCode, isNotFound } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { PipelineMetrics } from '../../local/dataflow/protocol.js';
-import { RateWindow } from '../pubsub-to-bigquery/metrics.js';
+import { RateWindow, jobMetrics } from '../pubsub-to-bigquery/metrics.js';
 import { formatTableSpec } from '../pubsub-to-bigquery/parameters.js';
 import { PipelineFailure } from '../pubsub-to-bigquery/pipeline.js';
 import { insertErrorMessage } from '../pubsub-to-bigquery/rows.js';
@@ -192,22 +192,19 @@ export class VideoAnalyticsPipeline {
   }
 
   metrics(now = Date.now()): PipelineMetrics {
-    const oldest = this.source?.oldestHeldPublishMs();
-    const latency = this.window.latency(now);
-    return {
-      updatedAt: new Date(now).toISOString(),
-      state: this.state,
-      elementsRead: this.counts.read,
-      elementsWritten: this.counts.rowsWritten,
-      deadLettered: this.counts.errors,
-      dropped: this.counts.ignored,
-      inFlight: this.source?.heldCount ?? 0,
-      writtenPerSecond: this.window.ratePerSecond(now),
-      systemLagMs: oldest === undefined ? 0 : Math.max(0, now - oldest),
-      latencyP50Ms: latency.p50,
-      latencyP99Ms: latency.p99,
-      ...(this.failureReason ? { failure: this.failureReason } : {}),
-    };
+    return jobMetrics(
+      {
+        state: this.state,
+        read: this.counts.read,
+        written: this.counts.rowsWritten,
+        deadLettered: this.counts.errors,
+        dropped: this.counts.ignored,
+        source: this.source,
+        window: this.window,
+        failure: this.failureReason,
+      },
+      now,
+    );
   }
 
   /** Acks what is not a video at once, so it never waits behind long videos for a slot. */
