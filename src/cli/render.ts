@@ -16,12 +16,15 @@ export interface Output {
   line(text?: string): void;
   /** True when spinners and bars may draw: a terminal, not CI, not --json or --quiet. */
   readonly live: boolean;
+  /** With --quiet: progress headlines and steps already done are not printed. */
+  readonly quiet: boolean;
 }
 
 export function terminalOutput(options: { json: boolean; quiet: boolean }): Output {
   const live = Boolean(process.stdout.isTTY) && !process.env.CI && !options.json && !options.quiet;
   return {
     live,
+    quiet: options.quiet,
     line: (text = '') => {
       if (!options.json) process.stdout.write(`${text}\n`);
     },
@@ -63,7 +66,7 @@ export class ConsoleReporter implements EngineReporter {
   started(step: StepDefinition, operation: Operation): void {
     const text = `${progressLine(step)} · ${verbs[operation]}: ${step.title}`;
     if (this.out.live) this.spinner = ora(text).start();
-    else this.out.line(chalk.bold(text));
+    else if (!this.out.quiet) this.out.line(chalk.bold(text));
   }
 
   finished(step: StepDefinition, operation: Operation, outcome: StepOutcome): void {
@@ -76,7 +79,7 @@ export class ConsoleReporter implements EngineReporter {
       else if (failed) this.spinner.fail(headline);
       else this.spinner.succeed(headline);
       this.spinner = undefined;
-    } else {
+    } else if (!(this.out.quiet && outcome.kind === 'skipped')) {
       const symbol = outcome.kind === 'skipped' ? mark.skip : failed ? mark.fail : mark.ok;
       this.out.line(`${symbol} ${headline}`);
     }
