@@ -153,7 +153,10 @@ export class Engine {
         let status = before.status;
         if (!ok && before.status === 'done') status = 'drifted';
         if (ok && before.status === 'drifted') status = 'done';
-        store.updateStep(id, { status, lastVerifiedAt: now(), lastVerifyOk: ok });
+        // The state file keeps one record a step: one that another target wrote is left alone.
+        if (!store.heldByOtherTarget(id, this.options.targetKey)) {
+          store.updateStep(id, { status, lastVerifiedAt: now(), lastVerifyOk: ok });
+        }
         return { kind: 'verified', checks };
       }
       case 'teardown':

@@ -90,6 +90,12 @@ export class StateStore {
     return record;
   }
 
+  /** True when the step's record was written against another target or project. */
+  heldByOtherTarget(id: string, target: string): boolean {
+    const recorded = this.data.steps[id]?.target;
+    return recorded !== undefined && recorded !== target;
+  }
+
   /** Changes one step's record and saves at once. */
   updateStep(id: string, change: Partial<StepRecord>): StepRecord {
     const next = { ...this.step(id), ...change };

@@ -103,6 +103,21 @@ describe('the step engine', () => {
     await engine.run(steps, 'ensure');
     expect(store.step('1.1', 'local:test').status).toBe('done');
     expect(store.step('1.1', 'gcp:my-project').status).toBe('pending');
+
+    // Verifying on another target leaves this target's record as it was.
+    const other = new Engine({
+      steps,
+      store,
+      targetKey: 'gcp:my-project',
+      reporter: quietReporter,
+      context: (_step, outputs, signal) => testContext(dir, outputs, signal),
+    });
+    await other.runOne(steps[0]!, 'verify');
+    expect(store.step('1.1', 'gcp:my-project')).toMatchObject({
+      status: 'pending',
+      lastVerifyOk: true,
+    });
+    expect(store.step('1.1', 'local:test').status).toBe('pending');
   });
 });
 
