@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import { BigQuery } from '@google-cloud/bigquery';
 import { PassThroughClient } from 'google-auth-library';
@@ -11,6 +12,7 @@ import { bigqueryServiceFactory } from '../../src/local/bigquery/service.js';
 import type { RunningHost } from '../../src/local/host.js';
 import { openHost } from '../../src/local/host.js';
 import { silentLogger } from '../../src/log.js';
+import { loadEventSchema } from '../../src/part1/schema.js';
 
 export const PROJECT = 'cymbal-test';
 
@@ -54,67 +56,13 @@ export async function startBigQuery(dir: string): Promise<LocalBigQuery> {
   };
 }
 
-/** The lab's e-commerce event schema (Part 1), as the lab creates it. */
-export const eventSchema: TableField[] = [
-  { name: 'event_datetime', type: 'TIMESTAMP', mode: 'NULLABLE' },
-  { name: 'event', type: 'STRING', mode: 'REQUIRED' },
-  { name: 'user_id', type: 'STRING', mode: 'REQUIRED' },
-  { name: 'client_id', type: 'STRING', mode: 'NULLABLE' },
-  { name: 'page', type: 'STRING', mode: 'NULLABLE' },
-  { name: 'page_previous', type: 'STRING', mode: 'NULLABLE' },
-  {
-    name: 'ecommerce',
-    type: 'RECORD',
-    mode: 'NULLABLE',
-    fields: [
-      {
-        name: 'items',
-        type: 'RECORD',
-        mode: 'REPEATED',
-        fields: [
-          ...['index', 'item_id', 'quantity'].map((name) => ({ name, type: 'INTEGER' })),
-          { name: 'price', type: 'FLOAT' },
-          ...[
-            'item_name',
-            'item_list_name',
-            'item_list_id',
-            'item_variant',
-            'item_brand',
-            'item_category',
-            'item_category_2',
-            'item_category_3',
-            'item_category_4',
-          ].map((name) => ({ name, type: 'STRING' })),
-        ],
-      },
-      {
-        name: 'purchase',
-        type: 'RECORD',
-        mode: 'NULLABLE',
-        fields: [
-          ...['coupon', 'affiliation', 'currency', 'transaction_id'].map((name) => ({
-            name,
-            type: 'STRING',
-          })),
-          ...['tax', 'shipping', 'value'].map((name) => ({ name, type: 'FLOAT' })),
-          {
-            name: 'items',
-            type: 'RECORD',
-            mode: 'REPEATED',
-            fields: [
-              ...['item_coupon', 'item_variant', 'item_category', 'item_name', 'item_brand'].map(
-                (name) => ({ name, type: 'STRING' }),
-              ),
-              { name: 'quantity', type: 'INTEGER' },
-              { name: 'item_id', type: 'INTEGER' },
-              { name: 'item_price', type: 'FLOAT' },
-            ],
-          },
-        ],
-      },
-    ],
-  },
-];
+/**
+ * The lab's e-commerce event schema (Part 1), from the one definition the ingest app validates
+ * against and step 1.4 creates the table from.
+ */
+export const eventSchema = (await loadEventSchema(
+  resolve(dirname(fileURLToPath(import.meta.url)), '../../..'),
+)) as TableField[];
 
 /** The lab's three sample events, in the GA4 data-layer style it posts. */
 export const sampleEvents: Record<string, unknown>[] = [
