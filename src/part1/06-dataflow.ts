@@ -3,13 +3,13 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import {
-  stateName,
+  checkJobRunning,
   cancelJob,
   findActiveJob,
   startTimeoutMs,
   waitForRunning,
 } from '../steps/dataflow.js';
-import { check, createOrKeep, deleteIfPresent, expectThat, waitUntil } from '../steps/kit.js';
+import { check, createOrKeep, deleteIfPresent, waitUntil } from '../steps/kit.js';
 import type { PlanItem, StepContext, StepDefinition } from '../steps/types.js';
 import type { LabConfig } from '../config.js';
 
@@ -163,13 +163,7 @@ export const streamingJob: StepDefinition = {
 
   async verify(ctx) {
     const c = ctx.config;
-    const running = await check(`Dataflow job ${c.jobName}`, async () => {
-      const job = await findActiveJob(ctx, c.jobName);
-      expectThat(job !== undefined, 'no active job with that name');
-      const state = stateName(job!.currentState);
-      expectThat(state === 'JOB_STATE_RUNNING', `state ${state}`);
-      return `running as ${job!.id ?? '?'}`;
-    });
+    const running = await checkJobRunning(ctx, c.jobName);
     if (!running.ok)
       return [
         running,

@@ -7,7 +7,7 @@ import {
   cancelJob,
   findActiveJob,
   startTimeoutMs,
-  stateName,
+  checkJobRunning,
   waitForRunning,
 } from '../steps/dataflow.js';
 import { check, expectThat, waitUntil } from '../steps/kit.js';
@@ -164,13 +164,7 @@ export const trackingJob: StepDefinition = {
 
   async verify(ctx) {
     const c = ctx.config;
-    const running = await check(`Dataflow job ${c.videoJobName}`, async () => {
-      const job = await findActiveJob(ctx, c.videoJobName);
-      expectThat(job !== undefined, 'no active job with that name');
-      const state = stateName(job!.currentState);
-      expectThat(state === 'JOB_STATE_RUNNING', `state ${state}`);
-      return `running as ${job!.id ?? '?'}`;
-    });
+    const running = await checkJobRunning(ctx, c.videoJobName);
     if (!running.ok) return [running];
     return [running, await check('an upload becomes rows', () => probeVideo(ctx))];
   },

@@ -3,8 +3,8 @@ import { createRequire } from 'node:module';
 import type { protos } from '@google-cloud/dataflow';
 
 import { LabError } from '../errors.js';
-import { waitUntil } from './kit.js';
-import type { StepContext } from './types.js';
+import { check, expectThat, waitUntil } from './kit.js';
+import type { Check, StepContext } from './types.js';
 
 type Job = protos.google.dataflow.v1beta3.IJob;
 
@@ -98,4 +98,15 @@ export async function cancelJob(ctx: StepContext, name: string): Promise<void> {
 /** How long a job may take to start: seconds locally, minutes for Google's workers. */
 export function startTimeoutMs(ctx: StepContext): number {
   return ctx.target.kind === 'local' ? 60_000 : 15 * 60_000;
+}
+
+/** The check both parts' job steps start their verification with. */
+export function checkJobRunning(ctx: StepContext, name: string): Promise<Check> {
+  return check(`Dataflow job ${name}`, async () => {
+    const job = await findActiveJob(ctx, name);
+    expectThat(job !== undefined, 'no active job with that name');
+    const state = stateName(job!.currentState);
+    expectThat(state === 'JOB_STATE_RUNNING', `state ${state}`);
+    return `running as ${job!.id ?? '?'}`;
+  });
 }
