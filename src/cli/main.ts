@@ -74,6 +74,7 @@ function stepOptions(flags: RunFlags): StepOptions {
   if (flags.seed !== undefined) options.seed = flags.seed;
   if (flags.split) options.split = true;
   if (flags.follow) options.follow = true;
+  if (flags.force) options.force = true;
   return options;
 }
 

@@ -9,7 +9,8 @@ export const configure: StepDefinition = {
   title: 'Configure the target for video analytics',
   explain:
     'Part 2 uses the same project and region. On Google Cloud it turns on Dataflow, Cloud ' +
-    `Storage and the Video Intelligence API, which Google retires on ${VIDEO_API_RETIREMENT}; ` +
+    `Storage and the Video Intelligence API, which Google retires on ${VIDEO_API_RETIREMENT}, ` +
+    'and Cloud Build and Artifact Registry, which build and keep the video template image; ' +
     'the local cloud keeps an object tracker of its own that answers in the same shape.',
   commands: (c) => [
     `gcloud config set project ${c.project}`,

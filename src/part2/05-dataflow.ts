@@ -12,14 +12,17 @@ import {
 } from '../steps/dataflow.js';
 import { check, expectThat, waitUntil } from '../steps/kit.js';
 import type { PlanItem, StepContext, StepDefinition } from '../steps/types.js';
+import {
+  ensureTemplateImage,
+  planTemplateImage,
+  removeTemplateImage,
+  templateImage,
+  templateImageCommands,
+} from './template-image.js';
 import { sampleVideos } from './videos.js';
 
 /** The flex template spec, in the template bucket, as the lab's `flex-template build` writes it. */
 export const specPath = (c: LabConfig): string => `gs://${templateBucket(c)}/video_analytics.json`;
-
-/** The template's container image; on Google Cloud it is built from Google's template source. */
-export const templateImage = (c: LabConfig): string =>
-  `${c.region}-docker.pkg.dev/${c.project}/${c.repository}/dataflow-video-analytics:latest`;
 
 function parameters(c: LabConfig): Record<string, string> {
   return {
@@ -100,10 +103,13 @@ export const trackingJob: StepDefinition = {
   explain:
     'A Dataflow flex template reads the upload notifications, asks the Video Intelligence API ' +
     'to track objects in each new video, writes every annotation to BigQuery and publishes ' +
-    'the listed entities above the confidence threshold to the results topic. Change the ' +
-    'entities and the threshold with `config set entities` and `config set confidenceThreshold`.',
+    'the listed entities above the confidence threshold to the results topic. Google ships ' +
+    'this template as source: on Google Cloud the step first builds its container image with ' +
+    'Cloud Build (once; `--force` builds it again), while the local Dataflow service runs the ' +
+    'template itself. Change the entities and the threshold with `config set entities` and ' +
+    '`config set confidenceThreshold`.',
   commands: (c) => [
-    `gcloud dataflow flex-template build ${specPath(c)} --image ${templateImage(c)} --sdk-language JAVA`,
+    ...templateImageCommands(c, specPath(c)),
     `gcloud dataflow flex-template run ${c.videoJobName} --region ${c.region} ` +
       `--template-file-gcs-location ${specPath(c)} --parameters ` +
       Object.entries(parameters(c))
@@ -116,14 +122,19 @@ export const trackingJob: StepDefinition = {
   async plan(ctx) {
     const c = ctx.config;
     const job = await findActiveJob(ctx, c.videoJobName);
-    const items: PlanItem[] = [{ action: 'update', resource: `template spec ${specPath(c)}` }];
+    const image = await planTemplateImage(ctx);
+    const items: PlanItem[] = [
+      ...image,
+      { action: 'update', resource: `template spec ${specPath(c)}` },
+    ];
     const sameOptions = ctx.outputs.videoJobOptions === JSON.stringify(parameters(c));
+    const newImage = image.some((item) => item.action !== 'keep');
     if (!job) items.push({ action: 'create', resource: `Dataflow job ${c.videoJobName}` });
-    else if (!sameOptions)
+    else if (!sameOptions || newImage)
       items.push({
         action: 'update',
         resource: `Dataflow job ${c.videoJobName}`,
-        detail: 'cancel and launch with the new options',
+        detail: `cancel and launch with the new ${sameOptions ? 'image' : 'options'}`,
       });
     else
       items.push({
@@ -136,14 +147,19 @@ export const trackingJob: StepDefinition = {
 
   async ensure(ctx) {
     const c = ctx.config;
+    const image = await ensureTemplateImage(ctx);
     const spec = ctx.clients.storage.bucket(templateBucket(c)).file('video_analytics.json');
     await spec.save(JSON.stringify(templateSpec(c), null, 2), { contentType: 'application/json' });
     ctx.log.info(`wrote the template spec to ${specPath(c)}`);
     const wanted = JSON.stringify(parameters(c));
+    // A job keeps running the image it was launched from: a new image needs a new launch.
+    const digest = image.templateImageDigest;
+    const launched: Record<string, string> = digest ? { videoJobImage: digest } : {};
+    const sameImage = !digest || ctx.outputs.videoJobImage === digest;
     const running = await findActiveJob(ctx, c.videoJobName);
-    if (running?.id && ctx.outputs.videoJobOptions === wanted) {
+    if (running?.id && ctx.outputs.videoJobOptions === wanted && sameImage) {
       await waitForRunning(ctx, running.id, startTimeoutMs(ctx));
-      return { videoJobId: running.id, videoJobOptions: wanted };
+      return { ...image, ...launched, videoJobId: running.id, videoJobOptions: wanted };
     }
     if (running) await cancelJob(ctx, c.videoJobName);
     const [response] = await ctx.clients.flexTemplates.launchFlexTemplate({
@@ -159,7 +175,7 @@ export const trackingJob: StepDefinition = {
     if (!jobId) throw new Error('The flex template launch answered without a job id.');
     ctx.log.info(`launched Dataflow job ${c.videoJobName} (${jobId}); waiting for it to run`);
     await waitForRunning(ctx, jobId, startTimeoutMs(ctx));
-    return { videoJobId: jobId, videoJobOptions: wanted };
+    return { ...image, ...launched, videoJobId: jobId, videoJobOptions: wanted };
   },
 
   async verify(ctx) {
@@ -172,5 +188,6 @@ export const trackingJob: StepDefinition = {
   async teardown(ctx) {
     const c = ctx.config;
     await cancelJob(ctx, c.videoJobName);
+    await removeTemplateImage(ctx);
   },
 };

@@ -19,6 +19,9 @@ export const PART2_APIS = [
   'pubsub.googleapis.com',
   'bigquery.googleapis.com',
   'videointelligence.googleapis.com',
+  // Step 2.5 builds the video template's image on Google Cloud and keeps it in the registry.
+  'cloudbuild.googleapis.com',
+  'artifactregistry.googleapis.com',
 ];
 
 export const ALL_APIS = [...new Set([...PART1_APIS, ...PART2_APIS])];

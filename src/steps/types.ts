@@ -39,6 +39,11 @@ export interface StepOptions {
   split?: boolean;
   /** Part 2 step 8: keep listening. */
   follow?: boolean;
+  /**
+   * The run was forced (`--force`). Most steps converge the same way either way; Part 2 step 5
+   * then builds its template image again even though one exists.
+   */
+  force?: boolean;
 }
 
 export interface Progress {
