@@ -185,7 +185,10 @@ function buildFollower(ctx: StepContext): (build: Build) => Promise<void> {
     const steps = build.steps ?? [];
     steps.forEach((step, index) => {
       const state = buildStatus(step.status);
-      if (stepStates[index] === state || state === 'QUEUED' || state === 'STATUS_UNKNOWN') return;
+      const before = stepStates[index];
+      if (before === state || state === 'QUEUED' || state === 'STATUS_UNKNOWN') return;
+      // A step the build never reached ends as cancelled; that says nothing the build's end won't.
+      if (state === 'CANCELLED' && before !== 'WORKING') return;
       stepStates[index] = state;
       const label = step.id ? `${step.id} (${step.name ?? ''})` : (step.name ?? '');
       ctx.log.info(`step ${index + 1}/${steps.length} ${label}: ${state.toLowerCase()}`);
