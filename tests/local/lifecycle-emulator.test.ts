@@ -7,9 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { LabError } from '../../src/errors.js';
-import { silentLogger } from '../../src/log.js';
+import { Logger, silentLogger } from '../../src/log.js';
 import type { RunningEmulator } from '../../src/local/pubsub/emulator.js';
-import { freePort, runningEmulator, startEmulator } from '../../src/local/pubsub/emulator.js';
+import {
+  defaultHeapMb,
+  freePort,
+  runningEmulator,
+  startEmulator,
+} from '../../src/local/pubsub/emulator.js';
 import { locateEmulator } from '../../src/local/pubsub/locate.js';
 import { publishViaRest } from '../../src/local/pubsub/rest.js';
 import { pubsubService } from '../../src/local/pubsub/service.js';
@@ -40,6 +45,13 @@ describe('Pub/Sub emulator', () => {
     const command = locateEmulator();
     expect(command.jar).toMatch(/cloud-pubsub-emulator.*\.jar$/);
     expect(command.programArgs).toContain(command.jar);
+  });
+
+  it('sizes its heap at a quarter of the memory, between 512 MiB and 4 GiB', () => {
+    const gib = 1024 ** 3;
+    expect(defaultHeapMb(24 * gib)).toBe(4096);
+    expect(defaultHeapMb(8 * gib)).toBe(2048);
+    expect(defaultHeapMb(1 * gib)).toBe(512);
   });
 
   it('names how to install it when it is missing', () => {
@@ -175,6 +187,54 @@ describe('Pub/Sub emulator', () => {
     expect(running.supervisor.restarts).toBe(1);
     expect(names).toContain(`projects/${project}/topics/orders`);
   });
+
+  it('says so when the JVM runs out of heap, and comes back with its resources', async () => {
+    const lines: string[] = [];
+    const log = new Logger({ level: 'error', write: (line) => lines.push(line) });
+    const own = mkdtempSync(join(tmpdir(), 'cymbal-emulator-oom-'));
+    const small = await startEmulator({
+      port: 0,
+      dataDir: own,
+      log,
+      heapMb: 64,
+      saveIntervalMs: 0,
+    });
+    try {
+      const pubsub = client(small.host);
+      const [topic] = await pubsub.createTopic('flood');
+      await topic.createSubscription('flood-pull');
+      await small.saveResources();
+      const first = small.supervisor.pid!;
+      // The emulator keeps every message: 4 KB ones fill 64 MB after about ten thousand.
+      const flood = pubsub.topic('flood', { batching: { maxMessages: 500, maxMilliseconds: 5 } });
+      const data = Buffer.alloc(4096, 'x');
+      for (let i = 0; i < 100 && small.supervisor.pid === first; i++) {
+        await Promise.all(
+          Array.from({ length: 500 }, () => flood.publishMessage({ data }).catch(() => '')),
+        );
+      }
+      await pubsub.close();
+      const deadline = Date.now() + 30_000;
+      let names: string[] = [];
+      while (Date.now() < deadline && names.length === 0) {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        if (small.supervisor.pid === first) continue;
+        const again = client(small.host);
+        names = await again
+          .getTopics()
+          .then(([topics]) => topics.map((t) => t.name))
+          .catch(() => []);
+        await again.close();
+      }
+      expect(small.supervisor.restarts).toBe(1);
+      expect(lines.join('\n')).toContain('ran out of its 64 MB heap');
+      expect(lines.join('\n')).toContain('CYMBAL_LAB_PUBSUB_HEAP_MB');
+      expect(names).toEqual([`projects/${project}/topics/flood`]);
+    } finally {
+      await small.stop();
+      rmSync(own, { recursive: true, force: true });
+    }
+  }, 90_000);
 
   it('refuses a port in use with a clear error', async () => {
     blocker = createServer();

@@ -7,6 +7,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
+import { totalmem } from 'node:os';
 import { join } from 'node:path';
 
 import { LabError, errorMessage } from '../../errors.js';
@@ -48,7 +49,7 @@ export interface EmulatorOptions {
   /** `STATE_DIR/local`; the emulator's log, pid file and saved resources go in `pubsub/` below. */
   dataDir: string;
   log: Logger;
-  /** Largest Java heap, in MiB; 2048 unless set here or in CYMBAL_LAB_PUBSUB_HEAP_MB. */
+  /** Java heap, in MiB; `defaultHeapMb()` unless set here or in CYMBAL_LAB_PUBSUB_HEAP_MB. */
   heapMb?: number;
   /** Projects whose resources are saved and restored, besides those already saved. */
   projectIds?: string[];
@@ -74,13 +75,17 @@ export interface RunningEmulator {
 
 export const DEFAULT_PUBSUB_PORT = 8791;
 /**
- * The emulator keeps every message it was given, acked or not, for as long as it runs (about
- * 1 KB of heap each, for each subscription), so its heap only grows with traffic. 2 GiB holds
- * close to two million messages before the collector starts to thrash; the heap starts small and
- * takes memory only as messages arrive. Restarting the local cloud frees it (once every message
- * is acked: messages are not saved across a restart, see resources.ts).
+ * The emulator keeps every message it was given, acked or not, for as long as it runs: about
+ * 3 KB of heap for each of the lab's events on each subscription (611,852 of them filled 1.8 GB
+ * under `npm run bench:ingest`). Its heap is therefore sized for long loads: a quarter of the
+ * machine's memory, between 512 MiB and 4 GiB. The JVM reserves it at start but takes memory
+ * only as messages arrive. Restarting the local cloud frees it (messages not yet acked are not
+ * kept across a restart, see resources.ts).
  */
-export const DEFAULT_HEAP_MB = 2048;
+export function defaultHeapMb(totalBytes = totalmem()): number {
+  const quarter = Math.floor(totalBytes / 4 / 1024 / 1024);
+  return Math.max(512, Math.min(4096, quarter));
+}
 const DEFAULT_PROJECT = 'cymbal-lab-local';
 
 const running = new Map<string, RunningEmulator>();
@@ -102,7 +107,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
   const port = options.port === 0 ? await freePort() : options.port;
   await assertPortFree(port, 'the Pub/Sub emulator', 'pubsubPort');
   const host = `127.0.0.1:${port}`;
-  const heapMb = options.heapMb ?? (Number(env.CYMBAL_LAB_PUBSUB_HEAP_MB) || DEFAULT_HEAP_MB);
+  const heapMb = options.heapMb ?? (Number(env.CYMBAL_LAB_PUBSUB_HEAP_MB) || defaultHeapMb());
   const archive = classDataArchive(command, env);
   const logFile = join(dir, 'emulator.log');
   rotateLog(logFile);
@@ -116,7 +121,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
       // that grows in steps is a full collection at every step, longer each time (0.3 s at
       // 180 MB). Messages that live through two young collections stay for good.
       `-Xms${heapMb}m`,
-      '-Xmn64m',
+      `-Xmn${Math.min(64, Math.floor(heapMb / 4))}m`,
       '-XX:MaxTenuringThreshold=2',
       '-XX:+UseSerialGC',
       '-XX:TieredStopAtLevel=1',
@@ -183,7 +188,17 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
 
   // After an unexpected exit the supervisor starts the JVM again; bring the resources back.
   supervisor.on('exit', (exit) => {
-    if (!exit.expected) restarting = true;
+    if (exit.expected) return;
+    restarting = true;
+    if (/OutOfMemoryError/.test(supervisor.logTail(20))) {
+      log.error(
+        'the Pub/Sub emulator ran out of its %d MB heap: it keeps every message it was given ' +
+          'while it runs. It starts again with its topics and subscriptions, but messages not ' +
+          'yet acked are lost. Give it more with CYMBAL_LAB_PUBSUB_HEAP_MB, or restart the local ' +
+          'cloud (cymbal-lab local stop, then local start) between large loads.',
+        heapMb,
+      );
+    }
   });
   supervisor.on('spawn', () => {
     if (!restarting) return;
