@@ -1,21 +1,19 @@
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { create } from 'tar';
 
 import type { Clients } from '../../src/cloud/clients.js';
-import { createClients } from '../../src/cloud/clients.js';
 import { isAlreadyExists } from '../../src/errors.js';
-import { silentLogger } from '../../src/log.js';
 import { artifactRegistryFactory } from '../../src/local/artifactregistry/service.js';
 import type { ArtifactRegistryService } from '../../src/local/artifactregistry/service.js';
 import { buildFactory } from '../../src/local/build/service.js';
 import type { RunningHost } from '../../src/local/host.js';
-import { openHost } from '../../src/local/host.js';
 import { operationsFactory } from '../../src/local/operations.js';
 import { storageServiceFactory } from '../../src/local/storage/service.js';
+import type { TestHost } from './host-fixture.js';
+import { openTestHost } from './host-fixture.js';
 
 /**
  * Cloud Build and Artifact Registry through their official clients: the ingest app's source,
@@ -59,29 +57,20 @@ describe('local Cloud Build', () => {
     };
   }
 
+  let local: TestHost;
+
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'cymbal-build-'));
-    host = await openHost({
-      dataDir: join(dir, 'local'),
-      port: 0,
-      pubsubHost: '127.0.0.1:1',
-      projectId: PROJECT,
-      log: silentLogger,
+    local = await openTestHost({
+      project: PROJECT,
+      region: LOCATION,
       factories: [storageServiceFactory, operationsFactory, artifactRegistryFactory, buildFactory],
     });
-    clients = createClients({
-      kind: 'local',
-      projectId: PROJECT,
-      region: LOCATION,
-      local: { api: host.endpoint, pubsub: '127.0.0.1:1' },
-    });
+    ({ dir, host, clients } = local);
     await clients.storage.createBucket(BUCKET);
   });
 
   afterAll(async () => {
-    await clients?.close();
-    await host?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await local?.close();
   });
 
   it('creates, gets and lists the Docker repository', async () => {

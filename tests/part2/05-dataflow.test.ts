@@ -1,22 +1,16 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 
 import type { Clients } from '../../src/cloud/clients.js';
-import { createClients } from '../../src/cloud/clients.js';
 import type { Target } from '../../src/cloud/target.js';
 import { DEFAULT_CONFIG } from '../../src/config.js';
 import type { LabConfig } from '../../src/config.js';
 import { LabError } from '../../src/errors.js';
-import { Logger, silentLogger } from '../../src/log.js';
+import { Logger } from '../../src/log.js';
 import { artifactRegistryFactory } from '../../src/local/artifactregistry/service.js';
 import { dockerAnswers } from '../../src/local/build/runner.js';
 import { buildFactory } from '../../src/local/build/service.js';
 import { dataflowService } from '../../src/local/dataflow/service.js';
 import type { RunningHost } from '../../src/local/host.js';
-import { openHost } from '../../src/local/host.js';
 import { operationsFactory } from '../../src/local/operations.js';
 import { storageServiceFactory } from '../../src/local/storage/service.js';
 import { trackingJob } from '../../src/part2/05-dataflow.js';
@@ -28,6 +22,8 @@ import {
 } from '../../src/part2/template-image.js';
 import { sourceBucket } from '../../src/steps/build.js';
 import type { StepContext } from '../../src/steps/types.js';
+import type { TestHost } from '../local/host-fixture.js';
+import { openTestHost } from '../local/host-fixture.js';
 
 /**
  * Step 2.5's image build on each target. The Google Cloud branch runs with its Cloud Build,
@@ -42,18 +38,15 @@ const PROJECT = 'template-image-test';
 const REGION = 'us-central1';
 const config: LabConfig = { ...DEFAULT_CONFIG, project: PROJECT, region: REGION };
 
+let local: TestHost;
 let dir: string;
 let host: RunningHost;
 let clients: Clients;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'cymbal-template-image-'));
-  host = await openHost({
-    dataDir: join(dir, 'local'),
-    port: 0,
-    pubsubHost: '127.0.0.1:1',
-    projectId: PROJECT,
-    log: silentLogger,
+  local = await openTestHost({
+    project: PROJECT,
+    region: REGION,
     factories: [
       storageServiceFactory,
       operationsFactory,
@@ -62,18 +55,11 @@ beforeAll(async () => {
       dataflowService,
     ],
   });
-  clients = createClients({
-    kind: 'local',
-    projectId: PROJECT,
-    region: REGION,
-    local: { api: host.endpoint, pubsub: '127.0.0.1:1' },
-  });
+  ({ dir, host, clients } = local);
 });
 
 afterAll(async () => {
-  await clients?.close();
-  await host?.close();
-  rmSync(dir, { recursive: true, force: true });
+  await local?.close();
 });
 
 /** A step context on `kind` whose clients reach the local cloud; log lines land in `lines`. */
