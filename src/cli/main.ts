@@ -339,12 +339,23 @@ export function buildProgram(): Command {
     });
 
   // With no command: the guided mode for a person at a terminal, the help for everyone else.
+  // Unknown options and extra words are let through here so that `cymbal-lab part3 --all`
+  // names the command, not the option, as what is wrong.
   program
     .argument('[command]')
-    .action(async (unknown: string | undefined, _flags: unknown, command: Command) => {
-      if (unknown !== undefined) {
-        throw new LabError(`"${unknown}" is not a cymbal-lab command.`, {
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .action(async (_first: unknown, _flags: unknown, command: Command) => {
+      const name = command.args.find((arg) => !arg.startsWith('-'));
+      const stray = command.args.find((arg) => arg.startsWith('-'));
+      if (name !== undefined) {
+        throw new LabError(`"${name}" is not a cymbal-lab command.`, {
           hint: 'Run `cymbal-lab --help` to list them.',
+        });
+      }
+      if (stray !== undefined) {
+        throw new LabError(`Unknown option ${stray}.`, {
+          hint: 'Run `cymbal-lab --help` to list the options.',
         });
       }
       const flags = globals(command);

@@ -82,6 +82,15 @@ describe('the command line', () => {
     expect(bad.stderr).toMatch(/--events must be a whole number/);
   });
 
+  it('names an unknown command before its options, and an unknown option on its own', () => {
+    const command = runCli(cwd, ['part3', '--all']);
+    expect(command.code).toBe(1);
+    expect(command.stderr).toContain('"part3" is not a cymbal-lab command.');
+    const option = runCli(cwd, ['--bogus']);
+    expect(option.code).toBe(1);
+    expect(option.stderr).toContain('Unknown option --bogus.');
+  });
+
   it('keeps settings with config set and validates them', () => {
     expect(runCli(cwd, ['config', 'get', 'topic']).stdout.trim()).toBe('ecommerce-events');
     expect(runCli(cwd, ['config', 'set', 'project', 'my-lab-project']).code).toBe(0);
