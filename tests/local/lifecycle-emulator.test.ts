@@ -133,6 +133,7 @@ describe('Pub/Sub emulator', () => {
     const status = await pubsubService(cloud).status();
     expect(status.state).toBe('running');
     expect(status.childMemoryBytes).toBeGreaterThan(0);
+    expect(status.detail).toContain(`heap ${emulator!.heapMb} MB, keeps every message`);
     expect(status.resources).toContainEqual({ kind: 'topic', name: 'orders' });
     const sub = status.resources.find((r) => r.name === 'orders-pull');
     expect(sub?.detail).toContain('ack 20s');

@@ -65,6 +65,8 @@ export interface RunningEmulator {
   readonly host: string;
   readonly port: number;
   readonly supervisor: Supervisor;
+  /** The JVM's heap in MiB: how much message data it can keep. */
+  readonly heapMb: number;
   /** The file topics and subscriptions are saved to. */
   readonly resourcesFile: string;
   /** Saves the current topics and subscriptions now (when they changed). */
@@ -227,6 +229,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
     host,
     port,
     supervisor,
+    heapMb,
     resourcesFile,
     saveResources: saveOnce,
     stop: () =>

@@ -20,7 +20,8 @@ export function pubsubService(cloud: LocalCloud): LocalService {
       // The daemon stops the emulator after every service that publishes to it.
     },
     async status(): Promise<ServiceStatus> {
-      const memory = runningEmulator(cloud.pubsubHost)?.supervisor.memoryBytes();
+      const emulator = runningEmulator(cloud.pubsubHost);
+      const memory = emulator?.supervisor.memoryBytes();
       const base = {
         name: 'pubsub',
         endpoint: cloud.pubsubHost,
@@ -46,7 +47,10 @@ export function pubsubService(cloud: LocalCloud): LocalService {
       return {
         ...base,
         state: 'running',
-        detail: `official emulator, project ${cloud.projectId}`,
+        // The emulator never lets go of a message; say how much room it has.
+        detail:
+          `official emulator, project ${cloud.projectId}` +
+          (emulator ? `, heap ${emulator.heapMb} MB, keeps every message until restarted` : ''),
         resources,
       };
     },
