@@ -1,3 +1,4 @@
+import { errorMessage } from '../../errors.js';
 import type { PipelineMetrics } from '../../local/dataflow/protocol.js';
 
 /**
@@ -104,4 +105,50 @@ export function jobMetrics(job: JobSnapshot, now: number): PipelineMetrics {
     latencyP99Ms: latency.p99,
     ...(job.failure ? { failure: job.failure } : {}),
   };
+}
+
+/**
+ * A pipeline's state as its metrics report it, and the `done` its runtime waits on: resolved
+ * once a drain has finished, rejected at the first failure. Both job programs keep one.
+ */
+export class JobLifecycle {
+  state: PipelineMetrics['state'] = 'starting';
+  /** Why the job failed, once it has. */
+  failure: string | undefined;
+  readonly done: Promise<void>;
+  private settle: { resolve: () => void; reject: (error: Error) => void } | undefined;
+
+  constructor() {
+    this.done = new Promise<void>((resolve, reject) => {
+      this.settle = { resolve, reject };
+    });
+    // The runtime may only look at `done` later; a failure must not go unhandled meanwhile.
+    this.done.catch(() => undefined);
+  }
+
+  /** Starts a drain; false when one started already or the job has failed. */
+  beginDrain(): boolean {
+    if (this.state === 'draining' || this.state === 'drained' || this.state === 'failed') {
+      return false;
+    }
+    this.state = 'draining';
+    return true;
+  }
+
+  /** Ends a drain that no failure cut short, and resolves `done`. */
+  endDrain(): void {
+    if (this.state !== 'draining') return;
+    this.state = 'drained';
+    this.settle?.resolve();
+  }
+
+  /** Records the first failure and rejects `done`; false when the job had failed already. */
+  fail(error: unknown): boolean {
+    if (this.state === 'failed') return false;
+    const reason = errorMessage(error);
+    this.state = 'failed';
+    this.failure = reason;
+    this.settle?.reject(error instanceof Error ? error : new Error(reason));
+    return true;
+  }
 }

@@ -6,7 +6,7 @@ import type { Logger } from '../../log.js';
 import type { PipelineMetrics } from '../../local/dataflow/protocol.js';
 import type { UdfOutcome } from '../udf/sandbox.js';
 import type { JavaScriptUdf } from '../udf/udf.js';
-import { RateWindow, jobMetrics } from './metrics.js';
+import { JobLifecycle, RateWindow, jobMetrics } from './metrics.js';
 import type { PubSubToBigQueryOptions, TableRef } from './parameters.js';
 import { formatTableSpec } from './parameters.js';
 import type { DeadLetterRow } from './rows.js';
@@ -67,9 +67,7 @@ export class PubSubToBigQueryPipeline {
   private batchTimer: NodeJS.Timeout | undefined;
   private readonly waiting: ReceivedMessage[][] = [];
   private readonly inFlight = new Set<Promise<void>>();
-  private state: PipelineMetrics['state'] = 'starting';
-  private failureReason: string | undefined;
-  private finish: { resolve: () => void; reject: (error: Error) => void } | undefined;
+  private readonly job = new JobLifecycle();
   private readonly counts: PipelineCounts;
   private readonly window = new RateWindow(10_000);
   private readonly batchRows: number;
@@ -77,18 +75,15 @@ export class PubSubToBigQueryPipeline {
   private readonly maxBatchesInFlight: number;
 
   /** Settles when the pipeline stops: resolves after a drain, rejects on a failure. */
-  readonly done: Promise<void>;
+  get done(): Promise<void> {
+    return this.job.done;
+  }
 
   constructor(private readonly config: PipelineConfig) {
     this.batchRows = config.batchRows ?? 500;
     this.batchDelayMs = config.batchDelayMs ?? 50;
     this.maxBatchesInFlight = config.maxBatchesInFlight ?? 4;
     this.counts = { read: 0, written: 0, deadLettered: 0, dropped: 0, ...config.baseline };
-    this.done = new Promise<void>((resolve, reject) => {
-      this.finish = { resolve, reject };
-    });
-    // The caller may only look at `done` later; a failure must not go unhandled meanwhile.
-    this.done.catch(() => undefined);
   }
 
   /** Checks the subscription and tables, creates the dead-letter table if needed, then pulls. */
@@ -113,7 +108,7 @@ export class PubSubToBigQueryPipeline {
       onFatal: (error) => this.fail(error),
     });
     this.source.start();
-    this.state = 'running';
+    this.job.state = 'running';
     log.info(
       'reading %s, writing %s (dead letters to %s)',
       options.inputSubscription.name,
@@ -124,8 +119,7 @@ export class PubSubToBigQueryPipeline {
 
   /** Stops pulling, finishes every message already read, acks, then resolves `done`. */
   async drain(): Promise<void> {
-    if (this.state === 'draining' || this.state === 'drained') return this.done;
-    this.state = 'draining';
+    if (!this.job.beginDrain()) return this.done;
     await this.source?.stopPulling();
     this.flushBatch();
     while (this.inFlight.size > 0 || this.waiting.length > 0) {
@@ -133,24 +127,21 @@ export class PubSubToBigQueryPipeline {
     }
     await this.source?.close();
     await this.config.udf?.close();
-    if (this.state === 'draining') {
-      this.state = 'drained';
-      this.finish?.resolve();
-    }
+    this.job.endDrain();
     return this.done;
   }
 
   metrics(now = Date.now()): PipelineMetrics {
     return jobMetrics(
       {
-        state: this.state,
+        state: this.job.state,
         read: this.counts.read,
         written: this.counts.written,
         deadLettered: this.counts.deadLettered,
         dropped: this.counts.dropped,
         source: this.source,
         window: this.window,
-        failure: this.failureReason,
+        failure: this.job.failure,
       },
       now,
     );
@@ -299,12 +290,7 @@ export class PubSubToBigQueryPipeline {
   }
 
   private fail(error: unknown): void {
-    if (this.state === 'failed') return;
-    const reason = error instanceof Error ? error.message : String(error);
-    this.state = 'failed';
-    this.failureReason = reason;
-    void this.source?.stopPulling();
-    this.finish?.reject(error instanceof Error ? error : new Error(reason));
+    if (this.job.fail(error)) void this.source?.stopPulling();
   }
 }
 

@@ -4,7 +4,7 @@ import type { v1 } from '@google-cloud/pubsub';
 import { errorMessage, GrpcCode, isNotFound } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { PipelineMetrics } from '../../local/dataflow/protocol.js';
-import { RateWindow, jobMetrics } from '../pubsub-to-bigquery/metrics.js';
+import { JobLifecycle, RateWindow, jobMetrics } from '../pubsub-to-bigquery/metrics.js';
 import { formatTableSpec } from '../pubsub-to-bigquery/parameters.js';
 import { PipelineFailure } from '../pubsub-to-bigquery/pipeline.js';
 import { insertErrorMessage } from '../pubsub-to-bigquery/rows.js';
@@ -100,9 +100,7 @@ export class VideoAnalyticsPipeline {
   private readonly active = new Set<Promise<void>>();
   /** Videos being processed, by progress key: a duplicate notification waits for the first. */
   private readonly busy = new Map<string, Promise<void>>();
-  private state: PipelineMetrics['state'] = 'starting';
-  private failureReason: string | undefined;
-  private finish: { resolve: () => void; reject: (error: Error) => void } | undefined;
+  private readonly job = new JobLifecycle();
   private readonly counts: VideoCounts;
   private readonly window = new RateWindow(10_000);
   private readonly progress: ProgressLedger;
@@ -110,7 +108,9 @@ export class VideoAnalyticsPipeline {
   private readonly now: () => Date;
 
   /** Settles when the pipeline stops: resolves after a drain, rejects on a failure. */
-  readonly done: Promise<void>;
+  get done(): Promise<void> {
+    return this.job.done;
+  }
 
   constructor(private readonly config: VideoPipelineConfig) {
     this.maxInFlight = config.maxVideosInFlight ?? 4;
@@ -125,10 +125,6 @@ export class VideoAnalyticsPipeline {
       errors: 0,
       ...config.baseline,
     };
-    this.done = new Promise<void>((resolve, reject) => {
-      this.finish = { resolve, reject };
-    });
-    this.done.catch(() => undefined);
   }
 
   get totals(): Readonly<VideoCounts> {
@@ -160,7 +156,7 @@ export class VideoAnalyticsPipeline {
       onFatal: (error) => this.fail(error),
     });
     this.source.start();
-    this.state = 'running';
+    this.job.state = 'running';
     log.info(
       'reading %s, %d videos at a time, writing %s, publishing %s to %s (threshold %s)',
       options.inputNotificationSubscription.name,
@@ -177,31 +173,26 @@ export class VideoAnalyticsPipeline {
    * are handed back to Pub/Sub at once, for the next run of the job.
    */
   async drain(): Promise<void> {
-    if (this.state === 'draining' || this.state === 'drained') return this.done;
-    if (this.state === 'failed') return this.done;
-    this.state = 'draining';
+    if (!this.job.beginDrain()) return this.done;
     await this.source?.stopPulling();
     await this.handBack(this.queue.splice(0));
     while (this.active.size > 0) await Promise.all([...this.active]);
     await this.source?.close();
-    if (this.state === 'draining') {
-      this.state = 'drained';
-      this.finish?.resolve();
-    }
+    this.job.endDrain();
     return this.done;
   }
 
   metrics(now = Date.now()): PipelineMetrics {
     return jobMetrics(
       {
-        state: this.state,
+        state: this.job.state,
         read: this.counts.read,
         written: this.counts.rowsWritten,
         deadLettered: this.counts.errors,
         dropped: this.counts.ignored,
         source: this.source,
         window: this.window,
-        failure: this.failureReason,
+        failure: this.job.failure,
       },
       now,
     );
@@ -224,7 +215,7 @@ export class VideoAnalyticsPipeline {
   }
 
   private pump(): void {
-    while (this.state === 'running' && this.active.size < this.maxInFlight) {
+    while (this.job.state === 'running' && this.active.size < this.maxInFlight) {
       const message = this.queue.shift();
       if (!message) return;
       const work: Promise<void> = this.process(message)
@@ -268,7 +259,7 @@ export class VideoAnalyticsPipeline {
     try {
       annotations = await this.annotateWithRetries(video.uri);
     } catch (error) {
-      if (isTransient(error) && this.state !== 'running') {
+      if (isTransient(error) && this.job.state !== 'running') {
         // Stopping: leave the notification unacked, so the next run annotates the video.
         log.info('leaving %s for the next run: %s', video.uri, errorMessage(error));
         return;
@@ -328,7 +319,7 @@ export class VideoAnalyticsPipeline {
       try {
         return await this.config.annotator.annotate(uri);
       } catch (error) {
-        if (!isTransient(error) || attempt >= ANNOTATE_ATTEMPTS || this.state !== 'running') {
+        if (!isTransient(error) || attempt >= ANNOTATE_ATTEMPTS || this.job.state !== 'running') {
           throw error;
         }
         this.config.log.warn(
@@ -423,12 +414,7 @@ export class VideoAnalyticsPipeline {
   }
 
   private fail(error: unknown): void {
-    if (this.state === 'failed') return;
-    const reason = errorMessage(error);
-    this.state = 'failed';
-    this.failureReason = reason;
-    void this.source?.stopPulling();
-    this.finish?.reject(error instanceof Error ? error : new Error(reason));
+    if (this.job.fail(error)) void this.source?.stopPulling();
   }
 }
 
