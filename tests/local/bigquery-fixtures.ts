@@ -159,22 +159,6 @@ export const sampleEvents: Record<string, unknown>[] = [
   },
 ];
 
-/** The Part 2 annotation table. */
-export const trackingSchema: TableField[] = [
-  { name: 'file_name', type: 'STRING', mode: 'REQUIRED' },
-  { name: 'entity', type: 'STRING', mode: 'REQUIRED' },
-  {
-    name: 'frame_data',
-    type: 'RECORD',
-    mode: 'REPEATED',
-    fields: [
-      { name: 'processing_timestamp', type: 'STRING' },
-      { name: 'timeOffset', type: 'STRING' },
-      ...['confidence', 'left', 'top', 'right', 'bottom'].map((name) => ({ name, type: 'FLOAT' })),
-    ],
-  },
-];
-
 export interface TableMeta {
   numRows?: string;
   description?: string;

@@ -2,16 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { BigQuery, Dataset } from '@google-cloud/bigquery';
 import { BigQueryTimestamp } from '@google-cloud/bigquery';
 
+import { annotationSchema } from '../../src/part2/schema.js';
+import type { FrameData } from '../../src/pipelines/video-analytics/rows.js';
 import type { LocalBigQuery } from './bigquery-fixtures.js';
 import type { JobMeta, TableMeta } from './bigquery-fixtures.js';
-import {
-  metadataOf,
-  PROJECT,
-  removeDir,
-  startBigQuery,
-  tempDir,
-  trackingSchema,
-} from './bigquery-fixtures.js';
+import { metadataOf, PROJECT, removeDir, startBigQuery, tempDir } from './bigquery-fixtures.js';
 
 /**
  * BigQuery Standard SQL on the local BigQuery: the lab's Part 2 queries over the object-tracking
@@ -21,17 +16,7 @@ import {
 
 const TABLE = `\`${PROJECT}.video_analytics.object_tracking_analysis\``;
 
-interface Frame {
-  processing_timestamp: string;
-  timeOffset: string;
-  confidence: number;
-  left: number;
-  top: number;
-  right: number;
-  bottom: number;
-}
-
-function frames(count: number, base: number): Frame[] {
+function frames(count: number, base: number): FrameData[] {
   return Array.from({ length: count }, (_, i) => ({
     processing_timestamp: '2026-12-03 10:00:00',
     // Written out of order on purpose: the query must order them.
@@ -58,7 +43,7 @@ describe('local BigQuery SQL', () => {
     bigquery = local.bigquery;
     [dataset] = await bigquery.createDataset('video_analytics');
     const [table] = await dataset.createTable('object_tracking_analysis', {
-      schema: { fields: trackingSchema },
+      schema: { fields: annotationSchema },
     });
     await table.insert([
       { file_name: 'gs://p_videos/cat.mp4', entity: 'cat', frame_data: frames(3, 0.9) },
