@@ -94,9 +94,7 @@ export class ImageRegistry {
       sizeBytes,
       createTime: new Date().toISOString(),
     };
-    this.data.images[digest] = record;
-    await this.save();
-    return record;
+    return this.keep(record);
   }
 
   async addDockerImage(
@@ -113,7 +111,11 @@ export class ImageRegistry {
       sizeBytes,
       createTime: new Date().toISOString(),
     };
-    this.data.images[digest] = record;
+    return this.keep(record);
+  }
+
+  private async keep(record: ImageRecord): Promise<ImageRecord> {
+    this.data.images[record.digest] = record;
     await this.save();
     return record;
   }

@@ -358,18 +358,14 @@ export class RunService implements LocalService {
     let replaced = false;
     try {
       // A revision whose image is missing fails here, while the previous one keeps serving.
-      const image = this.cloud
-        .service<ArtifactRegistryService>(ARTIFACT_REGISTRY_SERVICE)
-        .resolveImage(container.image);
+      const image = this.imageOf(container);
       // The port is the service's for good, so the old revision gives it up first.
       if (previous) {
         replaced = true;
         await previous.stop();
         this.instances.delete(service.name);
       }
-      const instance = this.instanceOf(saved, revision, container, image);
-      this.instances.set(service.name, instance);
-      await instance.start();
+      await this.startInstance(saved, revision, container, image);
       saved.ready = { revision, container };
       this.markReady(service, revision, generation);
       await this.save();
@@ -405,12 +401,8 @@ export class RunService implements LocalService {
         saved.service.uri = `http://127.0.0.1:${port}`;
         saved.service.urls = [saved.service.uri];
       }
-      const image = this.cloud
-        .service<ArtifactRegistryService>(ARTIFACT_REGISTRY_SERVICE)
-        .resolveImage(container.image);
-      const instance = this.instanceOf(saved, revision, container, image);
-      this.instances.set(saved.service.name, instance);
-      await instance.start();
+      const image = this.imageOf(container);
+      await this.startInstance(saved, revision, container, image);
       this.log.info('%s is serving again at %s', saved.service.name, saved.service.uri);
     } catch (error) {
       this.instances.delete(saved.service.name);
@@ -428,12 +420,8 @@ export class RunService implements LocalService {
     if (!saved.ready) return;
     const { revision, container } = saved.ready;
     try {
-      const image = this.cloud
-        .service<ArtifactRegistryService>(ARTIFACT_REGISTRY_SERVICE)
-        .resolveImage(container.image);
-      const instance = this.instanceOf(saved, revision, container, image);
-      this.instances.set(saved.service.name, instance);
-      await instance.start();
+      const image = this.imageOf(container);
+      await this.startInstance(saved, revision, container, image);
     } catch (error) {
       this.instances.delete(saved.service.name);
       this.log.error(
@@ -443,6 +431,25 @@ export class RunService implements LocalService {
         errorMessage(error),
       );
     }
+  }
+
+  /** The image a container names, from the local registry; fails when it is not there. */
+  private imageOf(container: ContainerJson): ImageRecord {
+    return this.cloud
+      .service<ArtifactRegistryService>(ARTIFACT_REGISTRY_SERVICE)
+      .resolveImage(container.image);
+  }
+
+  /** Starts a revision's process as the service's instance. */
+  private async startInstance(
+    saved: Saved,
+    revision: string,
+    container: ContainerJson,
+    image: ImageRecord,
+  ): Promise<void> {
+    const instance = this.instanceOf(saved, revision, container, image);
+    this.instances.set(saved.service.name, instance);
+    await instance.start();
   }
 
   private instanceOf(
