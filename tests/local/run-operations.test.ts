@@ -1,19 +1,14 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 
-import { createClients } from '../../src/cloud/clients.js';
 import type { Clients } from '../../src/cloud/clients.js';
 import { isNotFound } from '../../src/errors.js';
-import { silentLogger } from '../../src/log.js';
 import type { RunningHost } from '../../src/local/host.js';
-import { openHost } from '../../src/local/host.js';
 import type { Route } from '../../src/local/http.js';
 import { ApiError } from '../../src/local/http.js';
 import { operationsFactory, operationStore, packAny } from '../../src/local/operations.js';
 import type { LocalCloud, LocalService } from '../../src/local/service.js';
+import type { TestHost } from './host-fixture.js';
+import { openTestHost } from './host-fixture.js';
 
 /**
  * The shared operation store, polled by the real Run and Build REST clients. A stub service
@@ -55,33 +50,22 @@ function stubRun(cloud: LocalCloud): LocalService {
 }
 
 describe('long-running operations over REST', () => {
-  let dir: string;
+  let local: TestHost;
   let host: RunningHost;
   let clients: Clients;
   const parent = 'projects/p1/locations/us-central1';
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'cymbal-ops-'));
-    host = await openHost({
-      dataDir: dir,
-      port: 0,
-      pubsubHost: '127.0.0.1:1',
-      projectId: 'p1',
-      log: silentLogger,
+    local = await openTestHost({
+      project: 'p1',
+      region: 'us-central1',
       factories: [operationsFactory, stubRun],
     });
-    clients = createClients({
-      kind: 'local',
-      projectId: 'p1',
-      region: 'us-central1',
-      local: { api: host.endpoint, pubsub: '127.0.0.1:1' },
-    });
+    ({ host, clients } = local);
   });
 
   afterAll(async () => {
-    await clients.close();
-    await host.close();
-    rmSync(dir, { recursive: true, force: true });
+    await local?.close();
   });
 
   it('polls a create operation to its decoded response', async () => {

@@ -1,19 +1,16 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 
 import type { Clients } from '../../src/cloud/clients.js';
-import { createClients } from '../../src/cloud/clients.js';
-import { silentLogger } from '../../src/log.js';
-import type { RunningHost } from '../../src/local/host.js';
-import { openHost } from '../../src/local/host.js';
 import { operationsFactory } from '../../src/local/operations.js';
 import { storageServiceFactory } from '../../src/local/storage/service.js';
 import { videoServiceFactory } from '../../src/local/video/service.js';
 import { ffmpegPath } from '../../src/vision/decode.js';
+import type { TestHost } from './host-fixture.js';
+import { openTestHost } from './host-fixture.js';
 
 /**
  * The local Video Intelligence API as the official client sees it: videos uploaded through the
@@ -42,27 +39,18 @@ interface Annotation {
 }
 
 describe('local Video Intelligence API', () => {
+  let local: TestHost;
   let dir: string;
-  let host: RunningHost;
   let clients: Clients;
   const bucket = 'p1_videos';
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'cymbal-video-'));
-    host = await openHost({
-      dataDir: dir,
-      port: 0,
-      pubsubHost: '127.0.0.1:1',
-      projectId: 'p1',
-      log: silentLogger,
+    local = await openTestHost({
+      project: 'p1',
+      region: 'us-central1',
       factories: [storageServiceFactory, operationsFactory, videoServiceFactory],
     });
-    clients = createClients({
-      kind: 'local',
-      projectId: 'p1',
-      region: 'us-central1',
-      local: { api: host.endpoint, pubsub: '127.0.0.1:1' },
-    });
+    ({ dir, clients } = local);
     // The first second of each clip keeps the test quick: 5 sampled frames each.
     for (const clip of ['cat', 'bicycle']) {
       const source = join(videos, `${clip}.mp4`);
@@ -87,9 +75,7 @@ describe('local Video Intelligence API', () => {
   });
 
   afterAll(async () => {
-    await clients?.close();
-    await host?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await local?.close();
   });
 
   it('tracks objects in two videos at once, both making progress', async () => {
