@@ -4,18 +4,17 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import type { Clients } from '../src/cloud/clients.js';
-import { createClients } from '../src/cloud/clients.js';
 import { silentLogger } from '../src/log.js';
 import { bigqueryServiceFactory } from '../src/local/bigquery/service.js';
 import { createDataflowService } from '../src/local/dataflow/service.js';
 import type { DataflowService } from '../src/local/dataflow/service.js';
-import { openHost } from '../src/local/host.js';
 import { operationsFactory } from '../src/local/operations.js';
 import { startEmulator } from '../src/local/pubsub/emulator.js';
 import { storageServiceFactory } from '../src/local/storage/service.js';
 import { videoServiceFactory } from '../src/local/video/service.js';
 import { annotationSchema } from '../src/part2/schema.js';
 import { ffmpegPath, probeVideo } from '../src/vision/decode.js';
+import { openTestHost } from '../tests/local/host-fixture.js';
 
 /**
  * Part 2 on the local cloud, timed the way a learner sees it: from the start of an upload to the
@@ -116,12 +115,10 @@ async function main(): Promise<void> {
     saveIntervalMs: 0,
   });
   let dataflow: DataflowService | undefined;
-  const host = await openHost({
-    dataDir: dir,
-    port: 0,
+  const local = await openTestHost({
+    project: PROJECT,
+    region: REGION,
     pubsubHost: emulator.host,
-    projectId: PROJECT,
-    log: silentLogger,
     factories: [
       storageServiceFactory,
       operationsFactory,
@@ -130,12 +127,7 @@ async function main(): Promise<void> {
       (cloud) => (dataflow = createDataflowService(cloud)),
     ],
   });
-  const clients = createClients({
-    kind: 'local',
-    projectId: PROJECT,
-    region: REGION,
-    local: { api: host.endpoint, pubsub: emulator.host },
-  });
+  const { clients } = local;
 
   try {
     for (const [topic, subscription] of [
@@ -228,8 +220,7 @@ async function main(): Promise<void> {
         `${metrics?.deadLettered} errors; load average ${load()} at end`,
     );
   } finally {
-    await clients.close();
-    await host.close();
+    await local.close();
     await emulator.stop();
     rmSync(dir, { recursive: true, force: true });
   }

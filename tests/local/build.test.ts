@@ -127,7 +127,7 @@ describe('local Cloud Build', () => {
     );
     const [second] = await op2.promise();
     expect(second.results?.images?.[0]?.digest).toBe(build.results?.images?.[0]?.digest);
-    const log = readFileSync(join(dir, 'local/build/logs', `${second.id}.log`), 'utf8');
+    const log = readFileSync(join(local.dataDir, 'build/logs', `${second.id}.log`), 'utf8');
     expect(log).toMatch(/Reusing image sha256:/);
   }, 120_000);
 

@@ -16,6 +16,8 @@ import type { ServiceFactory } from '../../src/local/service.js';
  */
 export interface TestHost {
   dir: string;
+  /** Where the services keep their data, below `dir`. */
+  dataDir: string;
   host: RunningHost;
   clients: Clients;
   /** Closes the clients and the services and removes the data folder. */
@@ -30,8 +32,9 @@ export async function openTestHost(options: {
 }): Promise<TestHost> {
   const dir = mkdtempSync(join(tmpdir(), `cymbal-${options.project}-`));
   const pubsub = options.pubsubHost ?? '127.0.0.1:1';
+  const dataDir = join(dir, 'local');
   const host = await openHost({
-    dataDir: join(dir, 'local'),
+    dataDir,
     port: 0,
     pubsubHost: pubsub,
     projectId: options.project,
@@ -46,6 +49,7 @@ export async function openTestHost(options: {
   });
   return {
     dir,
+    dataDir,
     host,
     clients,
     close: async () => {

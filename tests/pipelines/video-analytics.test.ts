@@ -6,13 +6,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 
 import type { Clients } from '../../src/cloud/clients.js';
-import { createClients } from '../../src/cloud/clients.js';
 import { silentLogger } from '../../src/log.js';
 import { bigqueryServiceFactory } from '../../src/local/bigquery/service.js';
 import type { DataflowService } from '../../src/local/dataflow/service.js';
 import { createDataflowService } from '../../src/local/dataflow/service.js';
-import type { RunningHost } from '../../src/local/host.js';
-import { openHost } from '../../src/local/host.js';
 import { operationsFactory } from '../../src/local/operations.js';
 import type { RunningEmulator } from '../../src/local/pubsub/emulator.js';
 import { startEmulator } from '../../src/local/pubsub/emulator.js';
@@ -20,6 +17,8 @@ import { storageServiceFactory } from '../../src/local/storage/service.js';
 import { videoServiceFactory } from '../../src/local/video/service.js';
 import { annotationSchema } from '../../src/part2/schema.js';
 import { ffmpegPath } from '../../src/vision/decode.js';
+import type { TestHost } from '../local/host-fixture.js';
+import { openTestHost } from '../local/host-fixture.js';
 import { waitFor } from '../local/dataflow-fixture.js';
 
 /**
@@ -59,7 +58,7 @@ interface TableRow {
 describe('video analytics flex template on the local cloud', () => {
   let dir: string;
   let emulator: RunningEmulator;
-  let host: RunningHost;
+  let local: TestHost;
   let clients: Clients;
   let dataflow: DataflowService | undefined;
   let jobId: string;
@@ -126,12 +125,10 @@ describe('video analytics flex template on the local cloud', () => {
       projectIds: [PROJECT],
       saveIntervalMs: 0,
     });
-    host = await openHost({
-      dataDir: dir,
-      port: 0,
+    local = await openTestHost({
+      project: PROJECT,
+      region: REGION,
       pubsubHost: emulator.host,
-      projectId: PROJECT,
-      log: silentLogger,
       factories: [
         storageServiceFactory,
         operationsFactory,
@@ -140,12 +137,7 @@ describe('video analytics flex template on the local cloud', () => {
         (cloud) => (dataflow = createDataflowService(cloud)),
       ],
     });
-    clients = createClients({
-      kind: 'local',
-      projectId: PROJECT,
-      region: REGION,
-      local: { api: host.endpoint, pubsub: emulator.host },
-    });
+    ({ clients } = local);
     for (const [topic, subscription] of [
       ['gcs-notification-topic', 'gcs-notification-subscription'],
       ['object-detection-topic', 'object-detection-subscription'],
@@ -161,8 +153,7 @@ describe('video analytics flex template on the local cloud', () => {
   }, 60_000);
 
   afterAll(async () => {
-    await clients?.close();
-    await host?.close();
+    await local?.close();
     await emulator?.stop();
     if (!process.env.KEEP_TEST_DIR) rmSync(dir, { recursive: true, force: true });
   });
@@ -294,7 +285,14 @@ describe('video analytics flex template on the local cloud', () => {
       },
     });
     expect(redelivered).toBeTruthy();
-    const progressFile = join(dir, 'dataflow', 'jobs', jobId, 'video-progress.jsonl');
+    const progressFile = join(
+      local.dir,
+      'local',
+      'dataflow',
+      'jobs',
+      jobId,
+      'video-progress.jsonl',
+    );
     expect(readFileSync(progressFile, 'utf8')).toContain(`${BUCKET}/cat.mp4#${meta.generation}`);
     await waitFor('the redelivery to be acked', () => Promise.resolve(settled(5)));
     const after = await rows();
