@@ -182,6 +182,13 @@ function buildFollower(ctx: StepContext): (build: Build) => Promise<void> {
   let shown = 0;
   const stepStates: string[] = [];
   return async (build) => {
+    // The log first: a step that ended since the last look is reported after its lines.
+    const text = await readBuildLog(ctx, build);
+    if (text && text.length > shown) {
+      for (const line of text.slice(shown).split('\n'))
+        if (line.trim()) ctx.log.info(`  │ ${line}`);
+      shown = text.length;
+    }
     const steps = build.steps ?? [];
     steps.forEach((step, index) => {
       const state = buildStatus(step.status);
@@ -193,10 +200,6 @@ function buildFollower(ctx: StepContext): (build: Build) => Promise<void> {
       const label = step.id ? `${step.id} (${step.name ?? ''})` : (step.name ?? '');
       ctx.log.info(`step ${index + 1}/${steps.length} ${label}: ${state.toLowerCase()}`);
     });
-    const text = await readBuildLog(ctx, build);
-    if (!text || text.length <= shown) return;
-    for (const line of text.slice(shown).split('\n')) if (line.trim()) ctx.log.info(`  │ ${line}`);
-    shown = text.length;
   };
 }
 
