@@ -1,3 +1,4 @@
+import { GrpcCode } from '../errors.js';
 import { check, expectThat } from '../steps/kit.js';
 import { subscriptionPath } from '../steps/pubsub.js';
 import type { StepContext, StepDefinition } from '../steps/types.js';
@@ -56,7 +57,7 @@ async function pullOnce(ctx: StepContext): Promise<{ read: number; unreadable: n
  * Shows what the pipeline sent to the error topic, without taking it: the messages are pulled
  * and handed straight back for redelivery.
  */
-async function reportErrors(ctx: StepContext): Promise<void> {
+export async function reportErrors(ctx: StepContext): Promise<void> {
   const subscription = subscriptionPath(ctx, ctx.config.errorSubscription);
   let received;
   try {
@@ -77,9 +78,10 @@ async function reportErrors(ctx: StepContext): Promise<void> {
     const text = Buffer.from(message.message?.data ?? '').toString('utf8');
     try {
       const error = JSON.parse(text) as Record<string, unknown>;
-      ctx.print(
-        `    ${String(error.file_name)}: ${String(error.error_code)} ${String(error.error_message)}`,
-      );
+      const code = Number(error.error_code);
+      const name = Object.entries(GrpcCode).find(([, value]) => value === code)?.[0] ?? 'error';
+      ctx.print(`    ${String(error.file_name)}`);
+      ctx.print(`      ${name} (${code}): ${String(error.error_message)}`);
     } catch {
       ctx.print(`    ${text.slice(0, 120)}`);
     }
@@ -90,7 +92,7 @@ async function reportErrors(ctx: StepContext): Promise<void> {
 
 function isTimeout(error: unknown): boolean {
   const code = (error as { code?: unknown }).code;
-  return code === 4 || code === 'DEADLINE_EXCEEDED';
+  return code === GrpcCode.DEADLINE_EXCEEDED || code === 'DEADLINE_EXCEEDED';
 }
 
 export const consumeResults: StepDefinition = {
