@@ -22,6 +22,7 @@ import {
 } from '../../src/part2/template-image.js';
 import { sourceBucket } from '../../src/steps/build.js';
 import type { StepContext } from '../../src/steps/types.js';
+import { testContext } from '../fixtures/context.js';
 import type { TestHost } from '../local/host-fixture.js';
 import { openTestHost } from '../local/host-fixture.js';
 
@@ -73,19 +74,13 @@ function context(kind: Target['kind'], lines: string[]): StepContext {
           region: REGION,
           local: { api: host.endpoint, pubsub: '127.0.0.1:1' },
         };
-  return {
+  return testContext(dir, {}, new AbortController().signal, {
     config,
     target,
     clients,
     log: new Logger({ level: 'debug', write: (line) => lines.push(line) }),
-    options: {},
-    outputs: {},
     assetsRoot: process.cwd(),
-    stateDir: dir,
-    signal: new AbortController().signal,
-    progress: () => ({ tick: () => undefined, done: () => undefined }),
-    print: () => undefined,
-  };
+  });
 }
 
 async function builds() {

@@ -13,6 +13,7 @@ import type { RunningEmulator } from '../../src/local/pubsub/emulator.js';
 import { startEmulator } from '../../src/local/pubsub/emulator.js';
 import { reportErrors } from '../../src/part2/08-consume.js';
 import type { StepContext } from '../../src/steps/types.js';
+import { testContext } from '../fixtures/context.js';
 
 /**
  * Verifying step 2.8 shows what the video pipeline sent to the error topic, in words, and leaves
@@ -52,19 +53,12 @@ afterAll(async () => {
 });
 
 function context(lines: string[]): StepContext {
-  return {
+  return testContext(dir, {}, new AbortController().signal, {
     config,
     target: { kind: 'local', projectId: PROJECT, region: config.region },
     clients,
-    log: silentLogger,
-    options: {},
-    outputs: {},
-    assetsRoot: process.cwd(),
-    stateDir: dir,
-    signal: new AbortController().signal,
-    progress: () => ({ tick: () => undefined, done: () => undefined }),
     print: (line: string) => lines.push(line),
-  };
+  });
 }
 
 describe('step 2.8 verify', () => {
